@@ -1,0 +1,718 @@
+//! Compose: form JSON → FHIR R5 document Bundle, driven by the declarative definitions in `forms/`.
+//!
+//! The pipeline: JSON Schema validation (formats asserted) → the definition's semantic checks (all
+//! problems reported together) → resource templates → Composition and sections → the Bundle.
+//! Output is deterministic: every id is a UUIDv5 of the Bundle identifier and the rule name, and the
+//! clock is an input ([`ComposeContext`]).
+
+pub mod expr;
+pub mod labels;
+pub mod narrative;
+pub mod questionnaire;
+pub mod template;
+
+use crate::error::{AppError, Issue};
+use chrono::{DateTime, FixedOffset};
+use expr::{as_text, eval, truthy, Env, Expr, Scope};
+use labels::{LabelMap, Labels, Lang};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use template::{compile, render, Ctx, Instance, RefTable, Tpl};
+use uuid::Uuid;
+
+/// The forms built into the binary: (form code, schema, definition). Adding a form = one line here
+/// plus its files in `forms/`.
+pub const FORMS: &[(&str, &str, &str)] = &[
+    ("003", include_str!("../../forms/form-003.schema.json"), include_str!("../../forms/form-003.json")),
+    ("096", include_str!("../../forms/form-096.schema.json"), include_str!("../../forms/form-096.json")),
+];
+
+const IDENTIFIER_SYSTEM: &str = "urn:ietf:rfc:3986";
+
+/// Identity and clock of one composed version.
+#[derive(Debug, Clone)]
+pub struct ComposeContext {
+    /// The document's stable id (`Composition.identifier`, `/documents/{id}`); the input's
+    /// `documentId` wins when given.
+    pub document_id: Uuid,
+    /// This version's `Bundle.identifier` (new per version) and `Bundle.id`.
+    pub bundle_id: Uuid,
+    /// `Bundle.timestamp` and the default for times the form does not carry.
+    pub timestamp: DateTime<FixedOffset>,
+}
+
+impl ComposeContext {
+    pub fn new(document_id: Uuid, now: DateTime<FixedOffset>) -> Self {
+        ComposeContext { document_id, bundle_id: Uuid::new_v4(), timestamp: now }
+    }
+}
+
+struct ResourceRule {
+    key: String,
+    over: Option<Expr>,
+    name: Option<String>,
+    id: Option<Expr>,
+    cond: Option<Expr>,
+    profile: Option<String>,
+    body: Tpl,
+}
+
+struct SectionRule {
+    input: Option<Expr>,
+    input_path: String,
+    cond: Option<Expr>,
+    over: Option<Expr>,
+    title: HashMap<String, Tpl>,
+    code: Tpl,
+    text: Option<Expr>,
+    author: Option<Tpl>,
+    entry: Option<Tpl>,
+    sections: Vec<SectionRule>,
+}
+
+struct Check {
+    over: Option<Expr>,
+    assert: Expr,
+    path: Tpl,
+    message: Tpl,
+}
+
+struct RefRule {
+    schema_ref: String,
+    within: Expr,
+    key: String,
+    message: String,
+}
+
+struct UniqueRule {
+    within: Expr,
+    key: String,
+    message: String,
+}
+
+/// One form: its schema, validator, labels and compiled definition.
+pub struct FormDef {
+    pub form: String,
+    pub title: Labels,
+    pub profile: String,
+    pub schema: Value,
+    pub labels: LabelMap,
+    validator: jsonschema::Validator,
+    tables: Map<String, Value>,
+    references: Vec<RefRule>,
+    unique: Vec<UniqueRule>,
+    checks: Vec<Check>,
+    resources: Vec<ResourceRule>,
+    composition: Tpl,
+    sections: Vec<SectionRule>,
+    /// schema instance paths (generic, `[]`) whose `$ref` is named in `references`
+    ref_paths: Vec<(String, usize)>,
+}
+
+pub struct Composer {
+    forms: Vec<FormDef>,
+}
+
+impl Composer {
+    /// The built-in forms. A broken definition is a programming error caught by the tests.
+    pub fn builtin() -> anyhow::Result<Composer> {
+        let mut forms = Vec::new();
+        for (code, schema, def) in FORMS {
+            let schema: Value = serde_json::from_str(schema)?;
+            let def: Value = serde_json::from_str(def)?;
+            forms.push(FormDef::load(code, schema, &def).map_err(|e| anyhow::anyhow!("form {code}: {e}"))?);
+        }
+        Ok(Composer { forms })
+    }
+
+    pub fn forms(&self) -> &[FormDef] {
+        &self.forms
+    }
+
+    pub fn get(&self, form: &str) -> Option<&FormDef> {
+        let f = form.strip_prefix("form-").unwrap_or(form);
+        self.forms.iter().find(|d| d.form == f)
+    }
+
+    /// Compose the document for the form named in the input's `form` member.
+    pub fn compose_any(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, AppError> {
+        let form = input.get("form").and_then(Value::as_str).ok_or_else(|| {
+            AppError::Invalid(vec![Issue::new("required", Some("form".to_string()), "`form` must name the form (\"003\" or \"096\")")])
+        })?;
+        let def = self.get(form).ok_or_else(|| {
+            AppError::Invalid(vec![Issue::new("value", Some("form".to_string()), format!("unknown form `{form}`"))])
+        })?;
+        def.compose(input, ctx)
+    }
+}
+
+fn req<'a>(v: &'a Value, k: &str) -> Result<&'a Value, String> {
+    v.get(k).ok_or_else(|| format!("missing `{k}`"))
+}
+
+fn opt_expr(v: &Value, k: &str, at: &str) -> Result<Option<Expr>, String> {
+    match v.get(k) {
+        None => Ok(None),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            let s = s.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).unwrap_or(s);
+            expr::parse(s).map(Some).map_err(|e| format!("{at}.{k}: {e}"))
+        }
+        Some(_) => Err(format!("{at}.{k}: must be an expression string")),
+    }
+}
+
+fn labels_of(v: &Value) -> Labels {
+    let g = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    Labels { en: g("en"), uz: g("uz"), ru: g("ru") }
+}
+
+/// `$.a.b` → `a.b` (the generic input path of a section's input expression, for labels)
+fn expr_path(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Root => Some(String::new()),
+        Expr::Field(b, n) => {
+            let p = expr_path(b)?;
+            Some(if p.is_empty() { n.clone() } else { format!("{p}.{n}") })
+        }
+        Expr::Item(b, _) => Some(format!("{}[]", expr_path(b)?)),
+        _ => None,
+    }
+}
+
+impl FormDef {
+    fn load(code: &str, schema: Value, def: &Value) -> Result<FormDef, String> {
+        let validator = jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .map_err(|e| format!("schema: {e}"))?;
+        let labels = LabelMap::from_schema(&schema);
+        let tables = def.get("tables").and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut resources = Vec::new();
+        let mut keys = HashSet::new();
+        for (i, r) in req(def, "resources")?.as_array().ok_or("resources must be an array")?.iter().enumerate() {
+            let at = format!("resources[{i}]");
+            let key = req(r, "key")?.as_str().ok_or(format!("{at}.key"))?.to_string();
+            if !keys.insert(key.clone()) {
+                return Err(format!("{at}: duplicate key `{key}`"));
+            }
+            resources.push(ResourceRule {
+                over: opt_expr(r, "for", &at)?,
+                name: r.get("as").and_then(Value::as_str).map(str::to_string),
+                id: opt_expr(r, "id", &at)?,
+                cond: opt_expr(r, "if", &at)?,
+                profile: r.get("profile").and_then(Value::as_str).map(str::to_string),
+                body: compile(req(r, "resource")?, &format!("{at}.resource"))?,
+                key,
+            });
+        }
+        let mut sections = Vec::new();
+        for (i, s) in req(def, "sections")?.as_array().ok_or("sections must be an array")?.iter().enumerate() {
+            sections.push(load_section(s, &format!("sections[{i}]"), "")?);
+        }
+        let mut checks = Vec::new();
+        for (i, c) in def.get("checks").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let at = format!("checks[{i}]");
+            checks.push(Check {
+                over: opt_expr(c, "for", &at)?,
+                assert: opt_expr(c, "assert", &at)?.ok_or(format!("{at}: missing assert"))?,
+                path: compile(req(c, "path")?, &format!("{at}.path"))?,
+                message: compile(req(c, "message")?, &format!("{at}.message"))?,
+            });
+        }
+        let mut references = Vec::new();
+        for (i, r) in def.get("references").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let at = format!("references[{i}]");
+            references.push(RefRule {
+                schema_ref: req(r, "schemaRef")?.as_str().unwrap_or_default().to_string(),
+                within: opt_expr(r, "in", &at)?.ok_or(format!("{at}: missing in"))?,
+                key: req(r, "key")?.as_str().unwrap_or_default().to_string(),
+                message: r.get("message").and_then(Value::as_str).unwrap_or("unknown reference {{value}}").to_string(),
+            });
+        }
+        let mut unique = Vec::new();
+        for (i, r) in def.get("unique").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let at = format!("unique[{i}]");
+            unique.push(UniqueRule {
+                within: opt_expr(r, "in", &at)?.ok_or(format!("{at}: missing in"))?,
+                key: req(r, "key")?.as_str().unwrap_or_default().to_string(),
+                message: r.get("message").and_then(Value::as_str).unwrap_or("duplicate {{value}}").to_string(),
+            });
+        }
+        let mut ref_paths = Vec::new();
+        for (ri, r) in references.iter().enumerate() {
+            for (p, f) in &labels.fields {
+                if f.schema_ref.as_deref() == Some(r.schema_ref.as_str()) {
+                    ref_paths.push((p.clone(), ri));
+                }
+            }
+        }
+        ref_paths.sort();
+        let composition = compile(def.get("composition").unwrap_or(&json!({})), "composition")?;
+        let form = def.get("form").and_then(Value::as_str).unwrap_or(code).to_string();
+        Ok(FormDef {
+            form,
+            title: labels_of(req(def, "title")?),
+            profile: req(def, "compositionProfile")?.as_str().unwrap_or_default().to_string(),
+            schema,
+            labels,
+            validator,
+            tables,
+            references,
+            unique,
+            checks,
+            resources,
+            composition,
+            sections,
+            ref_paths,
+        })
+    }
+
+    /// Schema errors and semantic check failures, all of them.
+    pub fn validate(&self, input: &Value) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        for e in self.validator.iter_errors(input) {
+            let mut path = pointer_to_expression(&e.instance_path);
+            let (code, extra): (&'static str, Vec<String>) = match &e.kind {
+                jsonschema::error::ValidationErrorKind::Required { property } => {
+                    ("required", vec![as_text(property)])
+                }
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    ("structure", unexpected.clone())
+                }
+                _ => ("value", vec![]),
+            };
+            let msg = describe(&e);
+            if extra.is_empty() {
+                issues.push(Issue::new(code, Some(path_or_root(&path)), msg));
+            } else {
+                for x in extra {
+                    let p = if path.is_empty() { x.clone() } else { format!("{path}.{x}") };
+                    issues.push(Issue::new(code, Some(p), msg.clone()));
+                }
+            }
+            path.clear();
+        }
+        issues.extend(self.semantic_checks(input));
+        issues
+    }
+
+    fn semantic_checks(&self, input: &Value) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        let env = Env { tables: &self.tables, uuid_seed: "" };
+        let root = Scope { root: input, at: None, index: None, name: None, parent: None, env: &env };
+        // references: every value at a location whose schema is the named $ref must be a known key
+        for (gpath, ri) in &self.ref_paths {
+            let r = &self.references[*ri];
+            let known: HashSet<String> = eval(&r.within, &root)
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|el| el.get(&r.key).map(as_text))
+                .collect();
+            for (path, v) in instances_at(input, gpath) {
+                if let Some(s) = v.as_str() {
+                    if !known.contains(s) {
+                        issues.push(Issue::new("business-rule", Some(path), r.message.replace("{{value}}", s)));
+                    }
+                }
+            }
+        }
+        for u in &self.unique {
+            let mut seen = HashSet::new();
+            if let Some(arr) = eval(&u.within, &root).and_then(|v| v.as_array().cloned()) {
+                let base = expr_path(&u.within).unwrap_or_default();
+                for (i, el) in arr.iter().enumerate() {
+                    if let Some(k) = el.get(&u.key) {
+                        if !seen.insert(as_text(k)) {
+                            issues.push(Issue::new(
+                                "business-rule",
+                                Some(format!("{base}[{i}].{}", u.key)),
+                                u.message.replace("{{value}}", &as_text(k)),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let refs = RefTable::default();
+        let cx = Ctx { refs: &refs };
+        for c in &self.checks {
+            let mut run = |sc: &Scope<'_>| {
+                if !truthy(&eval(&c.assert, sc)) {
+                    let path = render(&c.path, sc, &cx).map(|v| as_text(&v));
+                    let msg = render(&c.message, sc, &cx).map(|v| as_text(&v)).unwrap_or_default();
+                    issues.push(Issue::new("business-rule", path, msg));
+                }
+            };
+            match &c.over {
+                None => run(&root),
+                Some(over) => {
+                    if let Some(v) = eval(over, &root) {
+                        let items: Vec<&Value> = match v.as_ref() {
+                            Value::Array(a) => a.iter().collect(),
+                            x => vec![x],
+                        };
+                        for (i, el) in items.into_iter().enumerate() {
+                            let sc = Scope { root: input, at: Some(el), index: Some(i), name: None, parent: Some(&root), env: &env };
+                            run(&sc);
+                        }
+                    }
+                }
+            }
+        }
+        issues
+    }
+
+    /// Validate and compose. Nothing is stored here; the caller stores the result.
+    pub fn compose(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, AppError> {
+        let issues = self.validate(input);
+        if !issues.is_empty() {
+            return Err(AppError::Invalid(issues));
+        }
+        self.build(input, ctx).map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))
+    }
+
+    fn build(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, String> {
+        let document_id = input
+            .get("documentId")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .unwrap_or(ctx.document_id);
+        let seed = ctx.bundle_id.to_string();
+        let env = Env { tables: &self.tables, uuid_seed: &seed };
+        let root = Scope { root: input, at: None, index: None, name: None, parent: None, env: &env };
+        let uuid_for = |rule: &str, i: usize| Uuid::new_v5(&ctx.bundle_id, format!("{rule}/{i}").as_bytes());
+
+        // Pass 1: which resources exist, and their fullUrls (references may point forward).
+        let mut refs = RefTable::default();
+        let mut elems: Vec<Vec<(Option<Value>, usize)>> = Vec::new();
+        for r in &self.resources {
+            let mut insts = Vec::new();
+            let mut ids = Vec::new();
+            match &r.over {
+                None => {
+                    if r.cond.as_ref().is_none_or(|c| truthy(&eval(c, &root))) {
+                        insts.push(Instance { key: None, element: None, index: 0, full_url: String::new() });
+                        ids.push((None, 0));
+                    }
+                }
+                Some(over) => {
+                    if let Some(v) = eval(over, &root) {
+                        let items: Vec<Value> = match v.into_owned() {
+                            Value::Array(a) => a,
+                            x => vec![x],
+                        };
+                        for (i, el) in items.into_iter().enumerate() {
+                            let sc = Scope { root: input, at: Some(&el), index: Some(i), name: r.name.as_deref(), parent: Some(&root), env: &env };
+                            if r.cond.as_ref().is_some_and(|c| !truthy(&eval(c, &sc))) {
+                                continue;
+                            }
+                            let key = match &r.id {
+                                Some(e) => eval(e, &sc).map(|v| v.into_owned()),
+                                None => Some(Value::from(i)),
+                            };
+                            insts.push(Instance { key, element: Some(el.clone()), index: i, full_url: String::new() });
+                            ids.push((Some(el), i));
+                        }
+                    }
+                }
+            }
+            for (n, inst) in insts.iter_mut().enumerate() {
+                inst.full_url = format!("urn:uuid:{}", uuid_for(&r.key, n));
+            }
+            refs.rules.insert(r.key.clone(), insts);
+            elems.push(ids);
+        }
+        let cx = Ctx { refs: &refs };
+
+        // Pass 2: the resources.
+        let mut entries: Vec<Value> = Vec::new();
+        let mut practitioners = HashMap::new();
+        if let Some(ps) = input.get("practitioners").and_then(Value::as_array) {
+            for p in ps {
+                if let (Some(pin), Some(name)) = (p.get("pinfl").and_then(Value::as_str), p.get("name")) {
+                    let mut n = expr::person_name(name).unwrap_or_default();
+                    if let Some(pos) = p.get("positionText").and_then(Value::as_str) {
+                        n = format!("{n}, {pos}");
+                    }
+                    practitioners.insert(pin.to_string(), n);
+                }
+            }
+        }
+        for (r, ids) in self.resources.iter().zip(&elems) {
+            let insts = &refs.rules[&r.key];
+            for (inst, (el, i)) in insts.iter().zip(ids) {
+                let sc = match el {
+                    Some(el) => Scope { root: input, at: Some(el), index: Some(*i), name: r.name.as_deref(), parent: Some(&root), env: &env },
+                    None => Scope { root: input, at: None, index: None, name: None, parent: None, env: &env },
+                };
+                let body = render(&r.body, &sc, &cx).ok_or_else(|| format!("resource `{}` rendered empty", r.key))?;
+                let Value::Object(body) = body else { return Err(format!("resource `{}` is not an object", r.key)) };
+                let id = inst.full_url.trim_start_matches("urn:uuid:").to_string();
+                let mut res = Map::new();
+                res.insert("resourceType".into(), body.get("resourceType").cloned().ok_or_else(|| format!("resource `{}` has no resourceType", r.key))?);
+                res.insert("id".into(), Value::String(id));
+                if let Some(p) = &r.profile {
+                    let mut meta = body.get("meta").and_then(Value::as_object).cloned().unwrap_or_default();
+                    meta.insert("profile".into(), json!([p]));
+                    res.insert("meta".into(), Value::Object(meta));
+                }
+                for (k, v) in body {
+                    if k != "resourceType" && !(k == "meta" && r.profile.is_some()) {
+                        res.insert(k, v);
+                    }
+                }
+                entries.push(json!({"fullUrl": inst.full_url, "resource": Value::Object(res)}));
+            }
+        }
+
+        // The Composition.
+        let lang = Lang::parse(input.get("language").and_then(Value::as_str).unwrap_or("uz"));
+        let nenv = narrative::NarrativeEnv { labels: &self.labels, lang, practitioners: &practitioners };
+        let mut sections = Vec::new();
+        for s in &self.sections {
+            render_section(s, &root, &cx, &nenv, &mut sections)?;
+        }
+        let comp_id = Uuid::new_v5(&ctx.bundle_id, b"composition");
+        let comp_url = format!("urn:uuid:{comp_id}");
+        let mut comp = Map::new();
+        comp.insert("resourceType".into(), json!("Composition"));
+        comp.insert("id".into(), json!(comp_id.to_string()));
+        comp.insert("meta".into(), json!({"profile": [self.profile]}));
+        if input.get("language").is_some() {
+            comp.insert("language".into(), json!(lang.code()));
+        }
+        let patient_name = input.get("patient").and_then(|p| p.get("name")).and_then(expr::person_name);
+        let heading = self.title.get(lang).to_string();
+        let summary = [
+            patient_name,
+            input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(|p| format!("JShShIR/ПИНФЛ/PINFL {p}")),
+            input.get("organization").and_then(|o| o.get("name")).and_then(Value::as_str).map(str::to_string),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ");
+        comp.insert(
+            "text".into(),
+            json!({"status": "generated", "div": narrative::render(&heading, Some(&summary), None, &nenv)}),
+        );
+        let mut identifiers = vec![json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{document_id}")})];
+        let extra = render(&self.composition, &root, &cx);
+        let mut extra = match extra {
+            Some(Value::Object(m)) => m,
+            None => Map::new(),
+            Some(_) => return Err("composition template must be an object".into()),
+        };
+        if let Some(Value::Array(more)) = extra.remove("identifier") {
+            identifiers.extend(more);
+        }
+        comp.insert("identifier".into(), Value::Array(identifiers));
+        comp.insert("status".into(), json!("final"));
+        let title = extra.remove("title").unwrap_or_else(|| json!(self.title.en));
+        for (k, v) in extra {
+            comp.insert(k, v);
+        }
+        comp.insert("title".into(), title);
+        comp.insert("section".into(), Value::Array(sections));
+        let mut all = vec![json!({"fullUrl": comp_url, "resource": Value::Object(comp)})];
+        all.extend(entries);
+
+        let mut bundle = Map::new();
+        bundle.insert("resourceType".into(), json!("Bundle"));
+        bundle.insert("id".into(), json!(ctx.bundle_id.to_string()));
+        if input.get("language").is_some() {
+            bundle.insert("language".into(), json!(lang.code()));
+        }
+        bundle.insert("identifier".into(), json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{}", ctx.bundle_id)}));
+        bundle.insert("type".into(), json!("document"));
+        bundle.insert("timestamp".into(), json!(ctx.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)));
+        bundle.insert("entry".into(), Value::Array(all));
+        Ok(Value::Object(bundle))
+    }
+}
+
+fn load_section(s: &Value, at: &str, _parent: &str) -> Result<SectionRule, String> {
+    let input = opt_expr(s, "input", at)?;
+    let input_path = input.as_ref().and_then(expr_path).unwrap_or_default();
+    let over = opt_expr(s, "for", at)?;
+    let input_path = match (&over, input.is_none()) {
+        (Some(o), true) => format!("{}[]", expr_path(o).unwrap_or_default()),
+        _ => input_path,
+    };
+    let mut title = HashMap::new();
+    for (k, v) in req(s, "title")?.as_object().ok_or(format!("{at}.title must be an object"))? {
+        title.insert(k.clone(), compile(v, &format!("{at}.title.{k}"))?);
+    }
+    let mut subs = Vec::new();
+    for (i, sub) in s.get("sections").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        subs.push(load_section(sub, &format!("{at}.sections[{i}]"), &input_path)?);
+    }
+    Ok(SectionRule {
+        input,
+        input_path,
+        cond: opt_expr(s, "if", at)?,
+        over,
+        title,
+        code: compile(req(s, "code")?, &format!("{at}.code"))?,
+        text: opt_expr(s, "text", at)?,
+        author: s.get("author").map(|a| compile(a, &format!("{at}.author"))).transpose()?,
+        entry: s.get("entry").map(|a| compile(a, &format!("{at}.entry"))).transpose()?,
+        sections: subs,
+    })
+}
+
+fn render_section(
+    s: &SectionRule,
+    sc: &Scope<'_>,
+    cx: &Ctx<'_>,
+    nenv: &narrative::NarrativeEnv<'_>,
+    out: &mut Vec<Value>,
+) -> Result<(), String> {
+    if let Some(over) = &s.over {
+        let Some(v) = eval(over, sc) else { return Ok(()) };
+        let items: Vec<&Value> = match v.as_ref() {
+            Value::Array(a) => a.iter().collect(),
+            x => vec![x],
+        };
+        for (i, el) in items.into_iter().enumerate() {
+            let child = Scope { root: sc.root, at: Some(el), index: Some(i), name: None, parent: Some(sc), env: sc.env };
+            let path = format!("{}", s.input_path.trim_end_matches("[]"));
+            one_section(s, &child, cx, nenv, out, Some(el), &format!("{path}[{i}]"))?;
+        }
+        return Ok(());
+    }
+    let input = s.input.as_ref().and_then(|e| eval(e, sc));
+    let show = match &s.cond {
+        Some(c) => truthy(&eval(c, sc)),
+        None => s.input.is_none() || input.is_some(),
+    };
+    if !show {
+        return Ok(());
+    }
+    let input_owned = input.map(|c| c.into_owned());
+    one_section(s, sc, cx, nenv, out, input_owned.as_ref(), &s.input_path)
+}
+
+fn one_section(
+    s: &SectionRule,
+    sc: &Scope<'_>,
+    cx: &Ctx<'_>,
+    nenv: &narrative::NarrativeEnv<'_>,
+    out: &mut Vec<Value>,
+    input: Option<&Value>,
+    input_path: &str,
+) -> Result<(), String> {
+    let title_of = |lang: &str| s.title.get(lang).and_then(|t| render(t, sc, cx)).map(|v| as_text(&v));
+    let title_en = title_of("en").ok_or("section without an English title")?;
+    let heading = title_of(nenv.lang.code()).unwrap_or_else(|| title_en.clone());
+    let text = s.text.as_ref().and_then(|e| eval(e, sc)).map(|v| as_text(&v));
+    // A section with its own text shows the text; otherwise the generated table of its input.
+    // Sub-sections show their own parts, so the parent table leaves out what they show.
+    let table_input = if text.is_some() { None } else { input };
+    let div = narrative::render(&heading, text.as_deref(), table_input.map(|v| (v, input_path)), nenv);
+    let mut sec = Map::new();
+    sec.insert("title".into(), json!(title_en));
+    sec.insert("code".into(), render(&s.code, sc, cx).ok_or("section code rendered empty")?);
+    if let Some(a) = s.author.as_ref().and_then(|a| render(a, sc, cx)) {
+        sec.insert("author".into(), a);
+    }
+    sec.insert("text".into(), json!({"status": "generated", "div": div}));
+    if let Some(e) = s.entry.as_ref().and_then(|e| render(e, sc, cx)) {
+        sec.insert("entry".into(), e);
+    }
+    let mut subs = Vec::new();
+    for sub in &s.sections {
+        render_section(sub, sc, cx, nenv, &mut subs)?;
+    }
+    if !subs.is_empty() {
+        sec.insert("section".into(), Value::Array(subs));
+    }
+    out.push(Value::Object(sec));
+    Ok(())
+}
+
+/// Every instance location matching a generic path (`a.b[].c`), with its concrete expression.
+pub fn instances_at<'a>(root: &'a Value, generic: &str) -> Vec<(String, &'a Value)> {
+    let mut cur: Vec<(String, &Value)> = vec![(String::new(), root)];
+    for seg in generic.split('.') {
+        let (name, arrays) = match seg.find("[]") {
+            Some(i) => (&seg[..i], seg[i..].matches("[]").count()),
+            None => (seg, 0),
+        };
+        let mut next = Vec::new();
+        for (p, v) in cur {
+            if let Some(c) = v.get(name) {
+                let base = if p.is_empty() { name.to_string() } else { format!("{p}.{name}") };
+                let mut level = vec![(base, c)];
+                for _ in 0..arrays {
+                    let mut l2 = Vec::new();
+                    for (bp, bv) in level {
+                        if let Some(a) = bv.as_array() {
+                            for (i, x) in a.iter().enumerate() {
+                                l2.push((format!("{bp}[{i}]"), x));
+                            }
+                        }
+                    }
+                    level = l2;
+                }
+                next.extend(level);
+            }
+        }
+        cur = next;
+    }
+    cur
+}
+
+fn path_or_root(p: &str) -> String {
+    if p.is_empty() {
+        "$".to_string()
+    } else {
+        p.to_string()
+    }
+}
+
+/// JSON Pointer location → `a.b[0].c`
+fn pointer_to_expression(loc: &jsonschema::paths::Location) -> String {
+    let mut out = String::new();
+    for seg in loc {
+        match seg {
+            jsonschema::paths::LocationSegment::Property(p) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&p);
+            }
+            jsonschema::paths::LocationSegment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn describe(e: &jsonschema::ValidationError<'_>) -> String {
+    use jsonschema::error::ValidationErrorKind as K;
+    match &e.kind {
+        K::Required { property } => format!("`{}` is required", as_text(property)),
+        K::AdditionalProperties { .. } => "this property is not part of the form".to_string(),
+        K::Format { format } => format!("{} is not a valid {format}", short(&e.instance)),
+        _ => {
+            let s = e.to_string();
+            if s.len() > 300 {
+                format!("{}…", s.chars().take(300).collect::<String>())
+            } else {
+                s
+            }
+        }
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 80 {
+        format!("{}…", s.chars().take(80).collect::<String>())
+    } else {
+        s
+    }
+}
+

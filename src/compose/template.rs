@@ -1,0 +1,260 @@
+//! Templates: JSON that looks like the FHIR it produces, with `{{ expr }}` and `$` directives.
+//! Compiled once from the definition file; evaluated per document (see `forms/README.md`).
+
+use super::expr::{self, as_text, eval, truthy, Expr, Scope};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+pub enum Tpl {
+    Lit(Value),
+    Expr(Expr),
+    Interp(Vec<Part>),
+    Object { cond: Option<Expr>, members: Vec<(String, Tpl)> },
+    Array(Vec<Item>),
+    Ref { rule: String, key: Option<Expr>, extra: Vec<(String, Tpl)> },
+}
+
+#[derive(Debug, Clone)]
+pub enum Part {
+    Text(String),
+    Expr(Expr),
+}
+
+#[derive(Debug, Clone)]
+pub enum Item {
+    One(Tpl),
+    For { over: Expr, name: Option<String>, body: Tpl },
+    Refs { rule: String, filter: Option<Expr> },
+}
+
+/// Where references point: rule → instances (key value, element, uuid).
+#[derive(Default)]
+pub struct RefTable {
+    pub rules: HashMap<String, Vec<Instance>>,
+}
+
+pub struct Instance {
+    pub key: Option<Value>,
+    pub element: Option<Value>,
+    pub index: usize,
+    pub full_url: String,
+}
+
+pub struct Ctx<'a> {
+    pub refs: &'a RefTable,
+}
+
+pub fn compile(v: &Value, at: &str) -> Result<Tpl, String> {
+    match v {
+        Value::String(s) => compile_string(s).map_err(|e| format!("{at}: {e}")),
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            for (i, it) in items.iter().enumerate() {
+                let here = format!("{at}[{i}]");
+                if let Some(o) = it.as_object() {
+                    if let Some(over) = o.get("$for") {
+                        let over = parse_expr_str(over, &here)?;
+                        let name = o.get("as").and_then(Value::as_str).map(str::to_string);
+                        let body = o.get("do").ok_or_else(|| format!("{here}: $for without do"))?;
+                        out.push(Item::For { over, name, body: compile(body, &format!("{here}.do"))? });
+                        continue;
+                    }
+                    if let Some(rule) = o.get("$refs") {
+                        let rule = rule.as_str().ok_or_else(|| format!("{here}: $refs needs a rule name"))?;
+                        let filter = o.get("where").map(|w| parse_expr_str(w, &here)).transpose()?;
+                        out.push(Item::Refs { rule: rule.to_string(), filter });
+                        continue;
+                    }
+                }
+                out.push(Item::One(compile(it, &here)?));
+            }
+            Ok(Tpl::Array(out))
+        }
+        Value::Object(o) => {
+            if let Some(rule) = o.get("$ref") {
+                let rule = rule.as_str().ok_or_else(|| format!("{at}: $ref needs a rule name"))?.to_string();
+                let key = o.get("key").map(|k| parse_expr_str(k, at)).transpose()?;
+                let mut extra = Vec::new();
+                for (k, v) in o {
+                    if k != "$ref" && k != "key" {
+                        extra.push((k.clone(), compile(v, &format!("{at}.{k}"))?));
+                    }
+                }
+                return Ok(Tpl::Ref { rule, key, extra });
+            }
+            if let Some(e) = o.get("$value") {
+                return Ok(Tpl::Expr(parse_expr_str(e, at)?));
+            }
+            let mut cond = None;
+            let mut members = Vec::new();
+            for (k, v) in o {
+                if k == "$if" {
+                    cond = Some(parse_expr_str(v, at)?);
+                } else if k.starts_with('$') {
+                    return Err(format!("{at}: unknown directive `{k}`"));
+                } else if k.starts_with("_comment") {
+                    continue;
+                } else {
+                    members.push((k.clone(), compile(v, &format!("{at}.{k}"))?));
+                }
+            }
+            Ok(Tpl::Object { cond, members })
+        }
+        other => Ok(Tpl::Lit(other.clone())),
+    }
+}
+
+fn parse_expr_str(v: &Value, at: &str) -> Result<Expr, String> {
+    let s = v.as_str().ok_or_else(|| format!("{at}: expression must be a string"))?;
+    let s = s.trim();
+    let s = s.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).unwrap_or(s);
+    expr::parse(s).map_err(|e| format!("{at}: {e}"))
+}
+
+fn compile_string(s: &str) -> Result<Tpl, String> {
+    if !s.contains("{{") {
+        return Ok(Tpl::Lit(Value::String(s.to_string())));
+    }
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            parts.push(Part::Text(rest[..start].to_string()));
+        }
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| format!("unterminated {{{{ in `{s}`"))?;
+        parts.push(Part::Expr(expr::parse(after[..end].trim())?));
+        rest = &after[end + 2..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest.to_string()));
+    }
+    if parts.len() == 1 {
+        if let Part::Expr(e) = &parts[0] {
+            return Ok(Tpl::Expr(e.clone()));
+        }
+    }
+    Ok(Tpl::Interp(parts))
+}
+
+/// Evaluate a template; `None` is absent.
+pub fn render(t: &Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Value> {
+    match t {
+        Tpl::Lit(v) => Some(v.clone()),
+        Tpl::Expr(e) => eval(e, sc).map(|c| c.into_owned()),
+        Tpl::Interp(parts) => {
+            let mut s = String::new();
+            for p in parts {
+                match p {
+                    Part::Text(t) => s.push_str(t),
+                    Part::Expr(e) => s.push_str(&as_text(&*eval(e, sc)?)),
+                }
+            }
+            Some(Value::String(s))
+        }
+        Tpl::Object { cond, members } => {
+            if let Some(c) = cond {
+                if !truthy(&eval(c, sc)) {
+                    return None;
+                }
+            }
+            let mut m = Map::new();
+            for (k, v) in members {
+                if let Some(x) = render(v, sc, cx) {
+                    m.insert(k.clone(), x);
+                }
+            }
+            if m.is_empty() {
+                None
+            } else {
+                Some(Value::Object(m))
+            }
+        }
+        Tpl::Array(items) => {
+            let mut out = Vec::new();
+            for it in items {
+                render_item(it, sc, cx, &mut out);
+            }
+            if out.is_empty() {
+                None
+            } else {
+                Some(Value::Array(out))
+            }
+        }
+        Tpl::Ref { rule, key, extra } => {
+            let url = resolve(cx.refs, rule, key.as_ref().map(|k| eval(k, sc)))?;
+            let mut m = Map::new();
+            m.insert("reference".into(), Value::String(url));
+            for (k, v) in extra {
+                if let Some(x) = render(v, sc, cx) {
+                    m.insert(k.clone(), x);
+                }
+            }
+            Some(Value::Object(m))
+        }
+    }
+}
+
+fn resolve(refs: &RefTable, rule: &str, key: Option<expr::Val<'_>>) -> Option<String> {
+    let insts = refs.rules.get(rule)?;
+    match key {
+        None => insts.first().map(|i| i.full_url.clone()),
+        Some(None) => None,
+        Some(Some(k)) => insts
+            .iter()
+            .find(|i| i.key.as_ref().is_some_and(|ik| ik == k.as_ref() || as_text(ik) == as_text(&k)))
+            .map(|i| i.full_url.clone()),
+    }
+}
+
+pub fn render_item(it: &Item, sc: &Scope<'_>, cx: &Ctx<'_>, out: &mut Vec<Value>) {
+    match it {
+        Item::One(t) => {
+            if let Some(v) = render(t, sc, cx) {
+                out.push(v);
+            }
+        }
+        Item::For { over, name, body } => {
+            let Some(arr) = eval(over, sc) else { return };
+            let elems: Vec<&Value> = match arr.as_ref() {
+                Value::Array(a) => a.iter().collect(),
+                v => vec![v],
+            };
+            for (i, el) in elems.into_iter().enumerate() {
+                let child = Scope {
+                    root: sc.root,
+                    at: Some(el),
+                    index: Some(i),
+                    name: name.as_deref(),
+                    parent: Some(sc),
+                    env: sc.env,
+                };
+                if let Some(v) = render(body, &child, cx) {
+                    out.push(v);
+                }
+            }
+        }
+        Item::Refs { rule, filter } => {
+            let Some(insts) = cx.refs.rules.get(rule) else { return };
+            for inst in insts {
+                if let Some(f) = filter {
+                    let child = Scope {
+                        root: sc.root,
+                        at: inst.element.as_ref(),
+                        index: Some(inst.index),
+                        name: None,
+                        parent: Some(sc),
+                        env: sc.env,
+                    };
+                    if !truthy(&eval(f, &child)) {
+                        continue;
+                    }
+                }
+                let mut m = Map::new();
+                m.insert("reference".into(), Value::String(inst.full_url.clone()));
+                out.push(Value::Object(m));
+            }
+        }
+    }
+}

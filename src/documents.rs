@@ -1,0 +1,182 @@
+//! The document service: compose + store, with versioning rules. Handlers call this; it holds the
+//! business rules (who may see what, If-Match, what a version is).
+
+use crate::compose::{questionnaire, ComposeContext, Composer};
+use crate::error::{AppError, Issue};
+use crate::store::clients::Client;
+use crate::store::documents::{DocumentRow, NewVersion, VersionRow};
+use crate::store::Store;
+use serde_json::Value;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct Documents {
+    pub store: Store,
+    pub composer: Arc<Composer>,
+}
+
+pub struct Stored {
+    pub id: String,
+    pub version: i64,
+    /// the exact bytes of the Bundle as stored
+    pub bundle: String,
+}
+
+/// `W/"3"`, `"3"` → 3
+pub fn parse_etag(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let s = s.strip_prefix("W/").unwrap_or(s);
+    s.trim_matches('"').parse().ok()
+}
+
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+impl Documents {
+    /// Form JSON, or a QuestionnaireResponse answering the form's Questionnaire → form JSON.
+    fn form_input(&self, form: &str, body: Value) -> Result<Value, AppError> {
+        let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
+        let input = if body.get("resourceType").and_then(Value::as_str) == Some("QuestionnaireResponse") {
+            questionnaire::response_to_input(def, &body)?
+        } else {
+            body
+        };
+        match input.get("form") {
+            Some(Value::String(f)) if f == &def.form => Ok(input),
+            Some(Value::String(f)) => Err(AppError::Invalid(vec![Issue::new(
+                "value",
+                Some("form".to_string()),
+                format!("this endpoint takes form {}, the body says `{f}`", def.form),
+            )])),
+            _ => Ok(input), // schema validation reports the missing or wrong `form`
+        }
+    }
+
+    fn compose(&self, form: &str, input: &Value, document_id: Uuid) -> Result<(Value, String, Uuid), AppError> {
+        let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
+        let ctx = ComposeContext::new(document_id, chrono::Local::now().fixed_offset());
+        let bundle = def.compose(input, &ctx)?;
+        let text = serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))?;
+        Ok((bundle, text, ctx.bundle_id))
+    }
+
+    pub async fn create(&self, client: &Client, form: &str, body: Value) -> Result<Stored, AppError> {
+        let input = self.form_input(form, body)?;
+        let id = match input.get("documentId").and_then(Value::as_str) {
+            Some(s) => Uuid::parse_str(s).map_err(|_| {
+                AppError::Invalid(vec![Issue::new("value", Some("documentId".to_string()), "documentId must be a UUID")])
+            })?,
+            None => Uuid::new_v4(),
+        };
+        let (bundle, text, bundle_id) = self.compose(form, &input, id)?;
+        let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
+        let (pinfl, date) = index_fields(&input, &bundle);
+        let def_form = self.composer.get(form).map(|d| d.form.clone()).unwrap_or_default();
+        self.store
+            .create_document(
+                &id.to_string(),
+                &def_form,
+                &client.id,
+                &NewVersion {
+                    bundle_identifier: &format!("urn:uuid:{bundle_id}"),
+                    input: &input_text,
+                    bundle: &text,
+                    patient_pinfl: pinfl.as_deref(),
+                    composition_date: date.as_deref(),
+                },
+            )
+            .await?;
+        tracing::info!(document = %id, form = %def_form, client = %client.id, "document created");
+        Ok(Stored { id: id.to_string(), version: 1, bundle: text })
+    }
+
+    pub async fn update(&self, client: &Client, id: &str, if_match: Option<&str>, body: Value) -> Result<Stored, AppError> {
+        let doc = self.owned(client, id).await?;
+        let expected = if_match.ok_or_else(|| {
+            AppError::PreconditionFailed("If-Match is required to change a document (send the ETag you read)".into())
+        })?;
+        let expected = parse_etag(expected)
+            .ok_or_else(|| AppError::PreconditionFailed(format!("If-Match `{expected}` is not a version ETag like W/\"1\"")))?;
+        if doc.state != "draft" {
+            return Err(AppError::Conflict(format!(
+                "document {id} is {}: its content is frozen; only further signatures may be added",
+                doc.state
+            )));
+        }
+        if expected != doc.version {
+            return Err(AppError::PreconditionFailed("Version is mismatch".into()));
+        }
+        let input = self.form_input(&doc.form, body)?;
+        if let Some(d) = input.get("documentId").and_then(Value::as_str) {
+            if d != doc.id {
+                return Err(AppError::Invalid(vec![Issue::new(
+                    "value",
+                    Some("documentId".to_string()),
+                    format!("documentId `{d}` is not this document ({})", doc.id),
+                )]));
+            }
+        }
+        let uuid = Uuid::parse_str(&doc.id).map_err(|e| AppError::Internal(e.into()))?;
+        let (bundle, text, bundle_id) = self.compose(&doc.form, &input, uuid)?;
+        let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
+        let (pinfl, date) = index_fields(&input, &bundle);
+        let v = self
+            .store
+            .update_document(
+                id,
+                expected,
+                &NewVersion {
+                    bundle_identifier: &format!("urn:uuid:{bundle_id}"),
+                    input: &input_text,
+                    bundle: &text,
+                    patient_pinfl: pinfl.as_deref(),
+                    composition_date: date.as_deref(),
+                },
+            )
+            .await?;
+        match v {
+            Some(version) => {
+                tracing::info!(document = %id, version, "document updated");
+                Ok(Stored { id: id.to_string(), version, bundle: text })
+            }
+            None => {
+                // Lost the race, or the document was frozen meanwhile.
+                let now = self.owned(client, id).await?;
+                if now.state != "draft" {
+                    Err(AppError::Conflict(format!("document {id} is {}: its content is frozen", now.state)))
+                } else {
+                    Err(AppError::PreconditionFailed("Version is mismatch".into()))
+                }
+            }
+        }
+    }
+
+    /// The document if this client owns it; 404 otherwise (other clients' ids are not confirmed).
+    pub async fn owned(&self, client: &Client, id: &str) -> Result<DocumentRow, AppError> {
+        match self.store.document(id).await? {
+            Some(d) if d.client_id == client.id => Ok(d),
+            _ => Err(AppError::NotFound(format!("no document {id}"))),
+        }
+    }
+
+    pub async fn read(&self, client: &Client, id: &str, version: Option<i64>) -> Result<(DocumentRow, VersionRow), AppError> {
+        let doc = self.owned(client, id).await?;
+        let n = version.unwrap_or(doc.version);
+        let v = self.store.version(id, n).await?.ok_or_else(|| AppError::NotFound(format!("document {id} has no version {n}")))?;
+        Ok((doc, v))
+    }
+}
+
+fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>) {
+    let pinfl = input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(str::to_string);
+    let date = bundle
+        .get("entry")
+        .and_then(|e| e.get(0))
+        .and_then(|e| e.get("resource"))
+        .and_then(|c| c.get("date"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    (pinfl, date)
+}

@@ -1,0 +1,94 @@
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "hujjat", version, about = "Signed FHIR documents for the DHP")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start the service (the default).
+    Serve,
+    /// Print the document Bundle for a form JSON file (no server, no database).
+    Compose { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Some(Cmd::Compose { file }) => compose_file(&file),
+        None | Some(Cmd::Serve) => serve(),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUJJAT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+fn serve() -> ExitCode {
+    init_tracing();
+    let config = match hujjat::config::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hujjat: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hujjat: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(hujjat::app::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hujjat: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn compose_file(file: &PathBuf) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hujjat compose: cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let input: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("hujjat compose: {} is not JSON: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let composer = match hujjat::compose::Composer::builtin() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hujjat compose: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let now = chrono::Local::now().fixed_offset();
+    let ctx = hujjat::compose::ComposeContext::new(uuid::Uuid::new_v4(), now);
+    match composer.compose_any(&input, &ctx) {
+        Ok(b) => {
+            println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{}", serde_json::to_string_pretty(&e.outcome()).unwrap_or_default());
+            eprintln!("hujjat compose: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

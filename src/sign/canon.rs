@@ -1,0 +1,302 @@
+//! What exactly is signed: the RFC 8785 (JCS) canonical form of a Bundle under the FHIR R6
+//! canonicalizations, plus strict JSON parsing (duplicate keys, unsafe integers).
+//!
+//! Everything stays a `serde_json::Value`; numbers are never rewritten before JCS serializes
+//! them the ECMAScript way (`1.50` → `1.5`, `37.0` → `37`).
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::fmt;
+
+use super::SignError;
+
+/// `http://hl7.org/fhir/canonicalization/json`
+pub const CANON_JSON: &str = "http://hl7.org/fhir/canonicalization/json";
+/// `http://hl7.org/fhir/canonicalization/json#document` — the service's canonicalization.
+pub const CANON_DOCUMENT: &str = "http://hl7.org/fhir/canonicalization/json#document";
+/// `http://hl7.org/fhir/canonicalization/json#data`
+pub const CANON_DATA: &str = "http://hl7.org/fhir/canonicalization/json#data";
+/// `http://hl7.org/fhir/canonicalization/json#static`
+pub const CANON_STATIC: &str = "http://hl7.org/fhir/canonicalization/json#static";
+
+/// Largest integer that every JSON/JCS implementation represents exactly (2^53 − 1).
+pub const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
+
+/// A supported FHIR JSON canonicalization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Canonicalization {
+    /// `…/json`: the Bundle as is (minus signing Provenances and root `signature`).
+    Json,
+    /// `…/json#document`: also without the root `id` and root `meta`.
+    Document,
+    /// `…/json#data`: every Narrative element removed.
+    Data,
+    /// `…/json#static`: every Narrative and every `Resource.meta` removed.
+    Static,
+}
+
+impl Canonicalization {
+    /// The canonicalization URI.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Canonicalization::Json => CANON_JSON,
+            Canonicalization::Document => CANON_DOCUMENT,
+            Canonicalization::Data => CANON_DATA,
+            Canonicalization::Static => CANON_STATIC,
+        }
+    }
+
+    /// Parses one of the four supported URIs.
+    pub fn from_uri(uri: &str) -> Option<Self> {
+        match uri {
+            CANON_JSON => Some(Canonicalization::Json),
+            CANON_DOCUMENT => Some(Canonicalization::Document),
+            CANON_DATA => Some(Canonicalization::Data),
+            CANON_STATIC => Some(Canonicalization::Static),
+            _ => None,
+        }
+    }
+}
+
+/// RFC 8785 serialization of any JSON value. Refuses integers beyond ±(2^53 − 1): JCS
+/// implementations disagree on them (ECMAScript rounds them), so they have no portable form.
+pub fn jcs(value: &Value) -> Result<Vec<u8>, SignError> {
+    if let Some(path) = find_unsafe_integer(value, "$") {
+        return Err(SignError::Document(format!(
+            "{path} holds an integer beyond ±(2^53−1); it has no portable RFC 8785 form (use a string for integer64)"
+        )));
+    }
+    serde_json_canonicalizer::to_vec(value)
+        .map_err(|e| SignError::Document(format!("RFC 8785 serialization failed: {e}")))
+}
+
+/// The payload the service signs: JCS of the Bundle under `…/json#document` (root `id`, root
+/// `meta`, root `signature` and every signing-Provenance entry removed).
+pub fn canonical_payload(bundle: &Value) -> Result<Vec<u8>, SignError> {
+    payload_for(bundle, Canonicalization::Document)
+}
+
+/// The payload of `bundle` under the given canonicalization (R6 "Signing Bundles" rule 4).
+pub fn payload_for(bundle: &Value, canon: Canonicalization) -> Result<Vec<u8>, SignError> {
+    let obj = bundle
+        .as_object()
+        .filter(|o| o.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
+        .ok_or_else(|| SignError::Document("not a FHIR Bundle (resourceType must be Bundle)".into()))?;
+    let bundle_id = obj.get("id").and_then(Value::as_str);
+    let mut b = obj.clone();
+    b.remove("signature");
+    if let Some(Value::Array(entries)) = b.get_mut("entry") {
+        entries.retain(|e| !is_signing_provenance(e.get("resource"), bundle_id));
+        if entries.is_empty() {
+            b.remove("entry");
+        }
+    }
+    match canon {
+        Canonicalization::Json => {}
+        Canonicalization::Document => {
+            b.remove("id");
+            b.remove("meta");
+        }
+        Canonicalization::Data | Canonicalization::Static => {
+            let mut v = Value::Object(b);
+            remove_narrative(&mut v, canon == Canonicalization::Static);
+            return jcs(&v);
+        }
+    }
+    jcs(&Value::Object(b))
+}
+
+/// `#data` / `#static`: recursively drop `Resource.text` (not of Bundle, Binary, Parameters, which
+/// have none), every `section[].text`, and for `#static` every `Resource.meta`.
+fn remove_narrative(node: &mut Value, also_meta: bool) {
+    match node {
+        Value::Array(items) => items.iter_mut().for_each(|n| remove_narrative(n, also_meta)),
+        Value::Object(map) => {
+            if let Some(rt) = map.get("resourceType").and_then(Value::as_str) {
+                if !matches!(rt, "Bundle" | "Binary" | "Parameters") {
+                    map.remove("text");
+                }
+                if also_meta {
+                    map.remove("meta");
+                }
+            }
+            if let Some(Value::Array(sections)) = map.get_mut("section") {
+                for s in sections.iter_mut() {
+                    if let Value::Object(s) = s {
+                        s.remove("text");
+                    }
+                }
+            }
+            for (_, v) in map.iter_mut() {
+                remove_narrative(v, also_meta);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether a `Provenance.target` element points at the Bundle itself (`#/` or `Bundle/<id>`).
+pub fn is_self_target(target: &Value, bundle_id: Option<&str>) -> bool {
+    match target.get("reference").and_then(Value::as_str) {
+        Some("#/") => true,
+        Some(r) => bundle_id.is_some_and(|id| r.strip_prefix("Bundle/") == Some(id)),
+        None => false,
+    }
+}
+
+/// Whether an entry resource is a signing Provenance (its `target` includes the Bundle itself).
+pub fn is_signing_provenance(resource: Option<&Value>, bundle_id: Option<&str>) -> bool {
+    let Some(res) = resource.and_then(Value::as_object) else { return false };
+    res.get("resourceType").and_then(Value::as_str) == Some("Provenance")
+        && res
+            .get("target")
+            .and_then(Value::as_array)
+            .is_some_and(|ts| ts.iter().any(|t| is_self_target(t, bundle_id)))
+}
+
+/// Path of the first integer beyond ±(2^53 − 1) in `v`, if any.
+pub fn find_unsafe_integer(v: &Value, path: &str) -> Option<String> {
+    match v {
+        Value::Number(n) => {
+            let bad = if let Some(u) = n.as_u64() {
+                u > MAX_SAFE_INTEGER
+            } else if let Some(i) = n.as_i64() {
+                i.unsigned_abs() > MAX_SAFE_INTEGER
+            } else {
+                false
+            };
+            bad.then(|| path.to_string())
+        }
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(k, x)| find_unsafe_integer(x, &format!("{path}[{k}]"))),
+        Value::Object(m) => m
+            .iter()
+            .find_map(|(k, x)| find_unsafe_integer(x, &format!("{path}.{k}"))),
+        _ => None,
+    }
+}
+
+/// Strict JSON parsing for signed documents and JWS headers (signatures.md §6 step 1).
+///
+/// Returns the value and a list of problems that make the canonical form parser-dependent:
+/// duplicate object keys (serde_json would silently keep the last one), integers beyond
+/// ±(2^53 − 1), a byte-order mark. Syntax errors (including lone surrogates, NaN, Infinity,
+/// which serde_json refuses) are an `Err`.
+pub fn parse_strict(bytes: &[u8]) -> Result<(Value, Vec<String>), String> {
+    let mut problems = Vec::new();
+    let mut text = bytes;
+    if text.starts_with(&[0xef, 0xbb, 0xbf]) {
+        problems.push("the document starts with a UTF-8 byte-order mark".to_string());
+        text = &text[3..];
+    }
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = Strict { path: "$".into(), problems: &mut problems }
+        .deserialize(&mut de)
+        .map_err(|e| format!("invalid JSON: {e}"))?;
+    de.end().map_err(|e| format!("invalid JSON: {e}"))?;
+    Ok((value, problems))
+}
+
+struct Strict<'p> {
+    path: String,
+    problems: &'p mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        if v.unsigned_abs() > MAX_SAFE_INTEGER {
+            self.problems.push(format!(
+                "integer {v} at {} exceeds ±(2^53−1): JCS implementations disagree on it",
+                self.path
+            ));
+        }
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        if v > MAX_SAFE_INTEGER {
+            self.problems.push(format!(
+                "integer {v} at {} exceeds ±(2^53−1): JCS implementations disagree on it",
+                self.path
+            ));
+        }
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("NaN or Infinity is not JSON"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let problems = self.problems;
+        let mut out = Vec::new();
+        let mut k = 0usize;
+        while let Some(v) = seq.next_element_seed(Strict {
+            path: format!("{}[{k}]", self.path),
+            problems: &mut *problems,
+        })? {
+            out.push(v);
+            k += 1;
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let problems = self.problems;
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = format!("{}.{key}", self.path);
+            if out.contains_key(&key) {
+                problems.push(format!("duplicate key {key:?} in {}", self.path));
+            }
+            let v = map.next_value_seed(Strict { path, problems: &mut *problems })?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Resolves a reference inside a Bundle: an exact `fullUrl` match, else `Type/id` against the
+/// entries' resource type and id. Returns the entry's resource.
+pub fn resolve_in_bundle<'a>(bundle: &'a Value, reference: &str) -> Option<&'a Value> {
+    let entries = bundle.get("entry")?.as_array()?;
+    if let Some(e) = entries
+        .iter()
+        .find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(reference))
+    {
+        return e.get("resource");
+    }
+    let (rt, id) = reference.rsplit_once('/')?;
+    let rt = rt.rsplit('/').next()?;
+    entries.iter().filter_map(|e| e.get("resource")).find(|r| {
+        r.get("resourceType").and_then(Value::as_str) == Some(rt)
+            && r.get("id").and_then(Value::as_str) == Some(id)
+    })
+}

@@ -1,0 +1,563 @@
+//! Signing and verification of FHIR R5 document Bundles under the FHIR R6 signature rules as
+//! pre-adopted by DHP (see `docs/signatures.md` of the shared docs).
+//!
+//! # Public API
+//!
+//! * [`SigningCa`] — the signing CA.
+//!   [`SigningCa::load_pem`]`(chain, key, extra_anchors)` (production: PEM chain with the issuing CA
+//!   first, PKCS#8 PEM key, retired CA certificates that stay trusted),
+//!   [`SigningCa::load_or_create_dev`]`(data_dir)` (development: a P-256 CA generated once under
+//!   `<data_dir>/signing-ca/` and reused), [`SigningCa::anchors`] / [`SigningCa::anchors_pem`]
+//!   (every trust anchor, for `GET /trust/ca.pem`), [`SigningCa::issue_leaf`] (one short-lived leaf
+//!   for a caller-held public key), [`SigningCa::fingerprint_sha256_hex`].
+//! * [`sign_document`]`(bundle, ca, signer, opts, now)` → `(signed bundle, SignatureRecord)`.
+//!   Generates an ephemeral P-256 key, issues a leaf (`C=UZ, CN=<name>, serialNumber=<PINFL>`,
+//!   SAN URI `https://dhp.uz/fhir/core/sid/pid/uz/ni%7C<PINFL>`, valid T−60 s … T+10 min), signs
+//!   the `#document` payload as a detached compact ES256 JWS, appends the signing Provenance of
+//!   signatures.md §2.5 as the last entry, drops the key, and runs the verifier on the result
+//!   (self-check) before returning.
+//! * [`canonical_payload`]`(bundle)` — the exact signed bytes (RFC 8785, `…/json#document`);
+//!   [`payload_for`] for the other canonicalizations; [`jcs`] for any JSON value.
+//! * [`verify_bundle`]`(bundle, anchors, VerifyAt)` → [`VerificationReport`] (serializable);
+//!   [`verify_bundle_json`] does the same from raw bytes with strict parsing (duplicate keys,
+//!   unsafe integers, BOM) — prefer it for documents received from outside.
+//! * [`cli_verify`]`(file, trust, at)` → exit code (0 valid, 1 not, 2 usage/IO error).
+//!
+//! # Decisions
+//!
+//! * The header carries `kid` = `x5t#S256` = base64url SHA-256 of the leaf DER (issue 3 asks for
+//!   `kid`; signatures.md §3 says none; both the oracle and HL7 tooling accept it).
+//! * `agent[0].type` is `provenance-participant-type#author` only (§2.5 exactly); set
+//!   [`SignOptions::agent_type_astm`] to add the ASTM purpose coding there too.
+//! * Trust: with no anchors the `trust` check is *not evaluated* (`ok: null`), the signature can
+//!   still be `ok` (as `jws-verify` without `--trust`), and its `status` is `indeterminate`.
+//!   Callers that decide on trust must pass anchors and look at [`Status::Valid`] /
+//!   [`VerificationReport::status`]. The R6 worked example is self-signed without a KeyUsage
+//!   extension: it verifies (crypto, chain, validity at sigT, identity) with status
+//!   `indeterminate` when no anchors are given; with itself as the anchor it is trusted but fails
+//!   `keyUsage` (a signing certificate must assert digitalSignature), exactly as `jws-verify`.
+//! * Verification time: [`VerifyAt::Now`] checks the whole path at now (a 10-minute leaf
+//!   is expired soon after signing); archives use [`VerifyAt::SigT`]; the leaf must always cover
+//!   `sigT`.
+
+pub mod ca;
+pub mod canon;
+mod cli;
+pub mod der;
+pub mod jws;
+pub mod verify;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use josekit::jws::ES256;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+pub use ca::SigningCa;
+pub use canon::{
+    canonical_payload, jcs, parse_strict, payload_for, Canonicalization, CANON_DOCUMENT, CANON_JSON,
+};
+pub use cli::cli_verify;
+pub use verify::{
+    verify_bundle, verify_bundle_json, Check, Checks, SignatureReport, Status, VerificationReport,
+    VerifyAt,
+};
+
+/// PINFL identifier system (Uzbek personal identification number).
+pub const PINFL_SYSTEM: &str = "https://dhp.uz/fhir/core/sid/pid/uz/ni";
+/// ASTM E1762-95(2013) signature type code system.
+pub const ASTM_SYSTEM: &str = "urn:iso-astm:E1762-95:2013";
+/// DHP national signature-type code system.
+pub const SIGNATURE_TYPE_CS: &str = "https://terminology.dhp.uz/fhir/core/CodeSystem/signature-type-cs";
+/// `provenance-participant-type` code system.
+pub const PARTICIPANT_TYPE_CS: &str = "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
+/// `v3-DocumentCompletion` code system.
+pub const DOCUMENT_COMPLETION_CS: &str = "http://terminology.hl7.org/CodeSystem/v3-DocumentCompletion";
+/// UZ Core Provenance profile canonical.
+pub const UZ_CORE_PROVENANCE: &str = "https://dhp.uz/fhir/core/StructureDefinition/uz-core-provenance";
+/// `Signature.targetFormat` the service emits.
+pub const TARGET_FORMAT: &str =
+    "application/fhir+json;canonicalization=http://hl7.org/fhir/canonicalization/json#document";
+/// `Signature.sigFormat` of a JWS.
+pub const SIG_FORMAT_JOSE: &str = "application/jose";
+
+/// Errors of signing and CA handling.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The document cannot be signed as it is (not a document Bundle, unsafe integers, …).
+    #[error("document: {0}")]
+    Document(String),
+    /// The signer cannot be bound to the document (no PractitionerRole for the PINFL, bad PINFL).
+    #[error("signer: {0}")]
+    Signer(String),
+    /// CA loading, generation or certificate issuance failed.
+    #[error("signing CA: {0}")]
+    Ca(String),
+    /// Key generation or JWS signing failed.
+    #[error("crypto: {0}")]
+    Crypto(String),
+    /// The freshly signed document did not pass the verifier (a bug; nothing is returned).
+    #[error("self-check failed: {0}")]
+    SelfCheck(String),
+}
+
+/// The practitioner who signs, as authenticated (oneID): PINFL, full name, role/position.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Signer {
+    /// 14-digit PINFL.
+    pub pinfl: String,
+    /// Full name (certificate CN; at most 64 characters).
+    pub name: String,
+    /// Role or position shown to users (recorded, not put into the certificate).
+    pub role_display: String,
+}
+
+impl Signer {
+    /// Checks the PINFL (14 digits) and the name (non-empty, at most 64 characters).
+    pub fn validate(&self) -> Result<(), SignError> {
+        if self.pinfl.len() != 14 || !self.pinfl.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SignError::Signer(format!("PINFL must be 14 digits (got {:?})", self.pinfl)));
+        }
+        let n = self.name.trim();
+        if n.is_empty() || n.chars().count() > 64 {
+            return Err(SignError::Signer(
+                "the signer's name must be 1 to 64 characters (X.520 commonName)".into(),
+            ));
+        }
+        if self.name.chars().any(char::is_control) {
+            return Err(SignError::Signer("the signer's name contains control characters".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A FHIR Coding.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Coding {
+    /// Code system URI.
+    pub system: String,
+    /// Code.
+    pub code: String,
+    /// Display (omitted from the JSON when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+impl Coding {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("system".into(), json!(self.system));
+        m.insert("code".into(), json!(self.code));
+        if let Some(d) = &self.display {
+            m.insert("display".into(), json!(d));
+        }
+        Value::Object(m)
+    }
+
+    /// DHP `signature-type-cs#biometricAuth` (default national signature type).
+    pub fn biometric_auth() -> Coding {
+        Coding { system: SIGNATURE_TYPE_CS.into(), code: "biometricAuth".into(), display: None }
+    }
+
+    /// `provenance-participant-type#author` (default agent type).
+    pub fn participant_author() -> Coding {
+        Coding { system: PARTICIPANT_TYPE_CS.into(), code: "author".into(), display: None }
+    }
+}
+
+/// How the signing Provenance names the Bundle in `Provenance.target`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetMode {
+    /// `{"reference": "#/"}` (R6 rule 4; default).
+    #[default]
+    Hash,
+    /// `{"reference": "Bundle/<Bundle.id>"}` (R6 rule 3, DHP examples).
+    BundleId,
+}
+
+/// Purpose of the signature: an ASTM E1762-95(2013) signature type (`srCms` and `Signature.type`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Purpose {
+    /// OID, e.g. `1.2.840.10065.1.12.1.1`.
+    pub code: String,
+    /// Display, e.g. `Author's Signature`.
+    pub display: String,
+}
+
+/// The 18 ASTM E1762-95(2013) signature types (code suffix N of 1.2.840.10065.1.12.1.N, display).
+pub const ASTM_TYPES: [(u8, &str); 18] = [
+    (1, "Author's Signature"),
+    (2, "Coauthor's Signature"),
+    (3, "Co-participant's Signature"),
+    (4, "Transcriptionist/Recorder Signature"),
+    (5, "Verification Signature"),
+    (6, "Validation Signature"),
+    (7, "Consent Signature"),
+    (8, "Signature Witness Signature"),
+    (9, "Event Witness Signature"),
+    (10, "Identity Witness Signature"),
+    (11, "Consent Witness Signature"),
+    (12, "Interpreter Signature"),
+    (13, "Review Signature"),
+    (14, "Source Signature"),
+    (15, "Addendum Signature"),
+    (16, "Modification Signature"),
+    (17, "Administrative (Error/Edit) Signature"),
+    (18, "Timestamp Signature"),
+];
+
+impl Purpose {
+    /// ASTM type `1.2.840.10065.1.12.1.<n>` (n in 1..=18).
+    pub fn astm(n: u8) -> Option<Purpose> {
+        ASTM_TYPES.iter().find(|(k, _)| *k == n).map(|(k, d)| Purpose {
+            code: format!("1.2.840.10065.1.12.1.{k}"),
+            display: (*d).to_string(),
+        })
+    }
+    /// Author's Signature (default).
+    pub fn author() -> Purpose {
+        Purpose::astm(1).expect("1 is an ASTM type")
+    }
+    /// Coauthor's Signature (e.g. a co-signing head of department).
+    pub fn coauthor() -> Purpose {
+        Purpose::astm(2).expect("2 is an ASTM type")
+    }
+    fn coding(&self) -> Coding {
+        Coding { system: ASTM_SYSTEM.into(), code: self.code.clone(), display: Some(self.display.clone()) }
+    }
+}
+
+impl Default for Purpose {
+    fn default() -> Self {
+        Purpose::author()
+    }
+}
+
+/// Options of [`sign_document`] (DHP configuration items of dhp-platform.md §7).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignOptions {
+    /// `signing.bundle_target`: `#/` (default) or `Bundle/<id>`.
+    pub target: TargetMode,
+    /// ASTM purpose (default Author's Signature).
+    pub purpose: Purpose,
+    /// `dhp.signature_type_code`: national coding put first in `Signature.type`
+    /// (default `signature-type-cs#biometricAuth`; `None` omits it).
+    pub national_type: Option<Coding>,
+    /// `dhp.provenance_agent_type`: `agent[0].type` coding (default `author`).
+    pub agent_type: Coding,
+    /// Also put the ASTM purpose coding into `agent[0].type` (default off: §2.5 exactly).
+    pub agent_type_astm: bool,
+    /// `dhp.provenance_claim_profile`: claim `meta.profile = uz-core-provenance` (default off).
+    pub claim_uz_core_profile: bool,
+}
+
+impl Default for SignOptions {
+    fn default() -> Self {
+        SignOptions {
+            target: TargetMode::Hash,
+            purpose: Purpose::author(),
+            national_type: Some(Coding::biometric_auth()),
+            agent_type: Coding::participant_author(),
+            agent_type_astm: false,
+            claim_uz_core_profile: false,
+        }
+    }
+}
+
+/// What to persist with each signature (signatures.md §5 step 9).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignatureRecord {
+    /// SHA-256 (lower-case hex) of the exact canonical payload that was signed.
+    pub payload_sha256: String,
+    /// Length of the canonical payload in bytes.
+    pub payload_bytes: usize,
+    /// Signer PINFL.
+    pub pinfl: String,
+    /// Signer full name (certificate CN).
+    pub name: String,
+    /// Signer role/position ([`Signer::role_display`]).
+    pub role: String,
+    /// Signing time T (whole seconds).
+    pub signed_at: DateTime<Utc>,
+    /// T as written in `sigT`, `occurredDateTime`, `recorded`, `Signature.when`.
+    pub sig_t: String,
+    /// Leaf certificate serial number (lower-case hex).
+    pub certificate_serial: String,
+    /// SHA-256 (lower-case hex) of the leaf certificate DER.
+    pub certificate_sha256: String,
+    /// The leaf certificate, PEM.
+    pub leaf_pem: String,
+    /// The compact detached JWS.
+    pub jws: String,
+    /// `fullUrl` of the appended signing Provenance entry.
+    pub provenance_full_url: String,
+    /// Reference to the signer's PractitionerRole entry (`agent[0].who.reference`).
+    pub practitioner_role_reference: String,
+    /// ASTM purpose code.
+    pub purpose: String,
+}
+
+fn entries(bundle: &Value) -> &[Value] {
+    bundle.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn composition(bundle: &Value) -> Option<&Value> {
+    entries(bundle)
+        .iter()
+        .filter_map(|e| e.get("resource"))
+        .find(|r| r.get("resourceType").and_then(Value::as_str) == Some("Composition"))
+}
+
+/// Reference strings of a Reference or an array of References.
+fn reference_strings(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|r| r.get("reference")?.as_str()).collect(),
+        Some(r) => r.get("reference").and_then(Value::as_str).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// PINFL identifier values of a resource.
+pub(crate) fn pinfls_of(resource: &Value) -> Vec<&str> {
+    resource
+        .get("identifier")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter(|i| i.get("system").and_then(Value::as_str) == Some(PINFL_SYSTEM))
+                .filter_map(|i| i.get("value")?.as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Finds the `fullUrl` of the signer's PractitionerRole entry: a PractitionerRole whose
+/// `practitioner` resolves to a Practitioner entry carrying the signer's PINFL. Among several,
+/// prefer one that is a Composition author, then an attester party, then the first.
+fn find_signer_role(bundle: &Value, pinfl: &str) -> Result<String, SignError> {
+    let mut roles: Vec<&str> = Vec::new();
+    for e in entries(bundle) {
+        let Some(res) = e.get("resource") else { continue };
+        if res.get("resourceType").and_then(Value::as_str) != Some("PractitionerRole") {
+            continue;
+        }
+        let Some(full_url) = e.get("fullUrl").and_then(Value::as_str) else { continue };
+        let Some(pr) = res.get("practitioner").and_then(|p| p.get("reference")).and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let Some(p) = canon::resolve_in_bundle(bundle, pr) else { continue };
+        if p.get("resourceType").and_then(Value::as_str) == Some("Practitioner")
+            && pinfls_of(p).contains(&pinfl)
+        {
+            roles.push(full_url);
+        }
+    }
+    if roles.is_empty() {
+        return Err(SignError::Signer(format!(
+            "the document has no PractitionerRole entry whose Practitioner carries PINFL {pinfl} \
+             (identifier system {PINFL_SYSTEM}); the signer must be a practitioner of the document"
+        )));
+    }
+    let comp = composition(bundle);
+    let authors = reference_strings(comp.and_then(|c| c.get("author")));
+    let attesters: Vec<&str> = comp
+        .and_then(|c| c.get("attester"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().flat_map(|x| reference_strings(x.get("party"))).collect())
+        .unwrap_or_default();
+    let pick = roles
+        .iter()
+        .find(|r| authors.contains(r))
+        .or_else(|| roles.iter().find(|r| attesters.contains(r)))
+        .unwrap_or(&roles[0]);
+    Ok((*pick).to_string())
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ`
+pub fn format_instant(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Signs a document Bundle for one practitioner and returns the new Bundle (the input plus the
+/// signing Provenance as the last entry) and the record to persist.
+///
+/// The signer must appear in the Bundle: a PractitionerRole entry whose Practitioner carries the
+/// signer's PINFL. Earlier signing Provenances are left in place and do not change the payload,
+/// so several practitioners can sign in any order. `now` is truncated to whole seconds.
+pub fn sign_document(
+    bundle: &Value,
+    ca: &SigningCa,
+    signer: &Signer,
+    opts: &SignOptions,
+    now: DateTime<Utc>,
+) -> Result<(Value, SignatureRecord), SignError> {
+    signer.validate()?;
+    let obj = bundle
+        .as_object()
+        .filter(|o| o.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
+        .ok_or_else(|| SignError::Document("not a FHIR Bundle".into()))?;
+    if obj.get("type").and_then(Value::as_str) != Some("document") {
+        return Err(SignError::Document("only a Bundle of type document is signed".into()));
+    }
+    if opts.purpose.code.strip_prefix("1.2.840.10065.1.12.1.").and_then(|n| n.parse::<u8>().ok()).and_then(Purpose::astm).is_none() {
+        return Err(SignError::Document(format!(
+            "purpose {} is not an ASTM E1762-95(2013) signature type",
+            opts.purpose.code
+        )));
+    }
+    let target_ref = match opts.target {
+        TargetMode::Hash => "#/".to_string(),
+        TargetMode::BundleId => match obj.get("id").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => format!("Bundle/{id}"),
+            _ => {
+                return Err(SignError::Document(
+                    "target mode Bundle/<id> needs a Bundle.id".into(),
+                ))
+            }
+        },
+    };
+    let role_ref = find_signer_role(bundle, &signer.pinfl)?;
+    let patient = composition(bundle)
+        .and_then(|c| reference_strings(c.get("subject")).first().map(|s| s.to_string()));
+
+    // 1. time, 2. payload
+    let t = now.trunc_subsecs(0);
+    let sig_t = format_instant(t);
+    let payload = canonical_payload(bundle)?;
+    let payload_sha256 = hex::encode(Sha256::digest(&payload));
+
+    // 3. ephemeral key and leaf certificate
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| SignError::Crypto(e.to_string()))?;
+    let key = PKey::from_ec_key(EcKey::generate(&group).map_err(|e| SignError::Crypto(e.to_string()))?)
+        .map_err(|e| SignError::Crypto(e.to_string()))?;
+    let public = PKey::public_key_from_der(
+        &key.public_key_to_der().map_err(|e| SignError::Crypto(e.to_string()))?,
+    )
+    .map_err(|e| SignError::Crypto(e.to_string()))?;
+    let leaf = ca.issue_leaf(signer, &public, t)?;
+
+    // 4. header, 5. sign, 6. destroy the key
+    let header = jws::service_header(&leaf, ca.x5c_tail(), &sig_t, &opts.purpose)?;
+    let header_json = serde_json::to_vec(&header).map_err(|e| SignError::Crypto(e.to_string()))?;
+    let compact = {
+        let der = Zeroizing::new(key.private_key_to_pkcs8().map_err(|e| SignError::Crypto(e.to_string()))?);
+        drop(key);
+        let jws_signer = ES256
+            .signer_from_der(&*der)
+            .map_err(|e| SignError::Crypto(format!("ES256 signer: {e}")))?;
+        let out = jws::sign_detached(&header_json, &payload, &jws_signer);
+        drop(jws_signer);
+        out?
+    };
+
+    // 7. Provenance entry
+    let who = json!({
+        "reference": role_ref,
+        "identifier": { "system": PINFL_SYSTEM, "value": signer.pinfl }
+    });
+    let mut agent_codings = vec![opts.agent_type.to_json()];
+    if opts.agent_type_astm {
+        agent_codings.push(opts.purpose.coding().to_json());
+    }
+    let mut sig_types = Vec::new();
+    if let Some(n) = &opts.national_type {
+        sig_types.push(n.to_json());
+    }
+    sig_types.push(opts.purpose.coding().to_json());
+    let mut prov = Map::new();
+    prov.insert("resourceType".into(), json!("Provenance"));
+    if opts.claim_uz_core_profile {
+        prov.insert("meta".into(), json!({ "profile": [UZ_CORE_PROVENANCE] }));
+    }
+    prov.insert("target".into(), json!([{ "reference": target_ref }]));
+    prov.insert("occurredDateTime".into(), json!(sig_t));
+    prov.insert("recorded".into(), json!(sig_t));
+    prov.insert(
+        "activity".into(),
+        json!({ "coding": [{ "system": DOCUMENT_COMPLETION_CS, "code": "LA", "display": "legally authenticated" }] }),
+    );
+    if let Some(p) = &patient {
+        prov.insert("patient".into(), json!({ "reference": p }));
+    }
+    prov.insert(
+        "agent".into(),
+        json!([{ "type": { "coding": agent_codings }, "who": who.clone() }]),
+    );
+    prov.insert(
+        "signature".into(),
+        json!([{
+            "type": sig_types,
+            "when": sig_t,
+            "who": who,
+            "targetFormat": TARGET_FORMAT,
+            "sigFormat": SIG_FORMAT_JOSE,
+            "data": jws::b64std(compact.as_bytes()),
+        }]),
+    );
+    let full_url = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+    let mut out = bundle.clone();
+    let entry = json!({ "fullUrl": full_url, "resource": Value::Object(prov) });
+    match out.get_mut("entry") {
+        Some(Value::Array(a)) => a.push(entry),
+        _ => {
+            out.as_object_mut().expect("checked object").insert("entry".into(), json!([entry]));
+        }
+    }
+
+    // 8. self-check with the full verifier
+    let report = verify_bundle(&out, &ca.anchors(), VerifyAt::At(t));
+    let mine = report
+        .signatures
+        .iter()
+        .find(|s| s.provenance.as_deref() == Some(full_url.as_str()));
+    match mine {
+        Some(s) if s.ok && s.status == Status::Valid => {}
+        Some(s) => {
+            let why: Vec<String> = s
+                .checks
+                .failed()
+                .into_iter()
+                .map(|(n, c)| format!("{n}: {}", c.reason.clone().unwrap_or_default()))
+                .collect();
+            return Err(SignError::SelfCheck(if why.is_empty() {
+                format!("status {:?}", s.status)
+            } else {
+                why.join("; ")
+            }));
+        }
+        None => return Err(SignError::SelfCheck("the new signature was not found".into())),
+    }
+
+    let serial = leaf
+        .serial_number()
+        .to_bn()
+        .map(|bn| hex::encode(bn.to_vec()))
+        .map_err(|e| SignError::Crypto(e.to_string()))?;
+    let record = SignatureRecord {
+        payload_sha256,
+        payload_bytes: payload.len(),
+        pinfl: signer.pinfl.clone(),
+        name: signer.name.clone(),
+        role: signer.role_display.clone(),
+        signed_at: t,
+        sig_t,
+        certificate_serial: serial,
+        certificate_sha256: leaf
+            .digest(MessageDigest::sha256())
+            .map(|d| hex::encode(&*d))
+            .map_err(|e| SignError::Crypto(e.to_string()))?,
+        leaf_pem: String::from_utf8(leaf.to_pem().map_err(|e| SignError::Crypto(e.to_string()))?)
+            .unwrap_or_default(),
+        jws: compact,
+        provenance_full_url: full_url,
+        practitioner_role_reference: role_ref,
+        purpose: opts.purpose.code.clone(),
+    };
+    Ok((out, record))
+}

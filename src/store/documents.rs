@@ -1,0 +1,162 @@
+//! Documents and their versions. A version's Bundle is stored as the exact bytes served and signed.
+
+use super::{is_unique_violation, Store};
+use crate::error::AppError;
+use sqlx::Row;
+
+#[derive(Debug, Clone)]
+pub struct DocumentRow {
+    pub id: String,
+    pub form: String,
+    pub client_id: String,
+    pub version: i64,
+    pub state: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionRow {
+    pub document_id: String,
+    pub version: i64,
+    pub bundle_identifier: String,
+    pub bundle: String,
+    pub input: String,
+    pub created_at: String,
+}
+
+pub struct NewVersion<'a> {
+    pub bundle_identifier: &'a str,
+    pub input: &'a str,
+    pub bundle: &'a str,
+    pub patient_pinfl: Option<&'a str>,
+    pub composition_date: Option<&'a str>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Store version 1 of a new document. `Err(Conflict)` when the id exists.
+    pub async fn create_document(&self, id: &str, form: &str, client_id: &str, v: &NewVersion<'_>) -> Result<(), AppError> {
+        let t = now();
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "INSERT INTO documents (id, form, client_id, version, state, patient_pinfl, composition_date, created_at, updated_at)
+             VALUES ($1, $2, $3, 1, 'draft', $4, $5, $6, $6)",
+        )
+        .bind(id)
+        .bind(form)
+        .bind(client_id)
+        .bind(v.patient_pinfl)
+        .bind(v.composition_date)
+        .bind(&t)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = r {
+            if is_unique_violation(&e) {
+                return Err(AppError::Conflict(format!(
+                    "document {id} exists already; change it with PUT /documents/{id} and If-Match"
+                )));
+            }
+            return Err(e.into());
+        }
+        insert_version(&mut tx, id, 1, v, &t).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Store a new version if the current one is `expected`; `Ok(None)` when it is not (stale).
+    pub async fn update_document(&self, id: &str, expected: i64, v: &NewVersion<'_>) -> Result<Option<i64>, AppError> {
+        let t = now();
+        let mut tx = self.pool.begin().await?;
+        // The conditional UPDATE is the lock: of two writers with the same If-Match exactly one
+        // changes a row; the other sees 0 rows and gets 412.
+        let r = sqlx::query(
+            "UPDATE documents SET version = version + 1, updated_at = $1, patient_pinfl = $2, composition_date = $3
+             WHERE id = $4 AND version = $5 AND state = 'draft'",
+        )
+        .bind(&t)
+        .bind(v.patient_pinfl)
+        .bind(v.composition_date)
+        .bind(id)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let next = expected + 1;
+        insert_version(&mut tx, id, next, v, &t).await?;
+        tx.commit().await?;
+        Ok(Some(next))
+    }
+
+    pub async fn document(&self, id: &str) -> Result<Option<DocumentRow>, AppError> {
+        let row = sqlx::query("SELECT id, form, client_id, version, state FROM documents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| -> Result<DocumentRow, sqlx::Error> {
+                Ok(DocumentRow {
+                    id: r.try_get("id")?,
+                    form: r.try_get("form")?,
+                    client_id: r.try_get("client_id")?,
+                    version: r.try_get("version")?,
+                    state: r.try_get("state")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    pub async fn version(&self, id: &str, version: i64) -> Result<Option<VersionRow>, AppError> {
+        let row = sqlx::query(
+            "SELECT document_id, version, bundle_identifier, bundle, input, created_at FROM document_versions
+             WHERE document_id = $1 AND version = $2",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| -> Result<VersionRow, sqlx::Error> {
+                Ok(VersionRow {
+                    document_id: r.try_get("document_id")?,
+                    version: r.try_get("version")?,
+                    bundle_identifier: r.try_get("bundle_identifier")?,
+                    bundle: r.try_get("bundle")?,
+                    input: r.try_get("input")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    pub async fn count_documents(&self) -> Result<i64, AppError> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM documents").fetch_one(&self.pool).await?;
+        Ok(r.try_get("n")?)
+    }
+}
+
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    version: i64,
+    v: &NewVersion<'_>,
+    t: &str,
+) -> Result<(), AppError> {
+    sqlx::query(
+        "INSERT INTO document_versions (document_id, version, bundle_identifier, input, bundle, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(v.bundle_identifier)
+    .bind(v.input)
+    .bind(v.bundle)
+    .bind(t)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
