@@ -1,0 +1,134 @@
+//! RFC 8785 (JCS) vectors, the `#document` payload rules, strict parsing.
+
+mod sign_support;
+
+use hujjat::sign::{canonical_payload, jcs, parse_strict, payload_for, Canonicalization};
+use serde_json::{json, Value};
+use sign_support::*;
+
+#[test]
+fn rfc8785_vectors_from_the_shared_fixture() {
+    let v = load_json(&shared_fixture("jcs-vectors.json"));
+    let vectors = v["vectors"].as_array().unwrap();
+    assert!(vectors.len() >= 5, "the fixture lost vectors");
+    for vec in vectors {
+        let name = vec["name"].as_str().unwrap();
+        let input: Value = serde_json::from_str(vec["input"].as_str().unwrap()).unwrap();
+        let expected = vec["expected"].as_str().unwrap();
+        let got = jcs(&input);
+        if vec.get("rfc8785").and_then(Value::as_str) == Some("reject") {
+            // Integers beyond 2^53: npm `canonicalize` rounds, Python `rfc8785` refuses. The
+            // service refuses too (the payload would depend on the parser).
+            assert!(got.is_err(), "{name}: must be refused, got {:?}", got.map(String::from_utf8));
+        } else {
+            let got = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(String::from_utf8(got).unwrap(), expected, "{name}");
+        }
+    }
+}
+
+#[test]
+fn rfc8785_appendix_b_numbers() {
+    // signatures.md §11.2, IEEE-754 bits -> canonical text
+    let table: [(u64, &str); 24] = [
+        (0x0000000000000000, "0"),
+        (0x8000000000000000, "0"),
+        (0x0000000000000001, "5e-324"),
+        (0x8000000000000001, "-5e-324"),
+        (0x7fefffffffffffff, "1.7976931348623157e+308"),
+        (0xffefffffffffffff, "-1.7976931348623157e+308"),
+        (0x4340000000000000, "9007199254740992"),
+        (0xc340000000000000, "-9007199254740992"),
+        (0x4430000000000000, "295147905179352830000"),
+        (0x44b52d02c7e14af5, "9.999999999999997e+22"),
+        (0x44b52d02c7e14af6, "1e+23"),
+        (0x44b52d02c7e14af7, "1.0000000000000001e+23"),
+        (0x444b1ae4d6e2ef4e, "999999999999999700000"),
+        (0x444b1ae4d6e2ef4f, "999999999999999900000"),
+        (0x444b1ae4d6e2ef50, "1e+21"),
+        (0x3eb0c6f7a0b5ed8c, "9.999999999999997e-7"),
+        (0x3eb0c6f7a0b5ed8d, "0.000001"),
+        (0x41b3de4355555553, "333333333.3333332"),
+        (0x41b3de4355555554, "333333333.33333325"),
+        (0x41b3de4355555555, "333333333.3333333"),
+        (0x41b3de4355555556, "333333333.3333334"),
+        (0x41b3de4355555557, "333333333.33333343"),
+        (0xbecbf647612f3696, "-0.0000033333333333333333"),
+        (0x43143ff3c1cb0959, "1424953923781206.2"),
+    ];
+    for (bits, want) in table {
+        let v = json!([f64::from_bits(bits)]);
+        assert_eq!(String::from_utf8(jcs(&v).unwrap()).unwrap(), format!("[{want}]"), "bits {bits:016x}");
+    }
+    // decimals as written in clinical data
+    let v: Value = serde_json::from_str(r#"{"b":[1.50,1E30,0.30000000000000004,100,37.0,72.5,0.001],"a":"x"}"#).unwrap();
+    assert_eq!(
+        String::from_utf8(jcs(&v).unwrap()).unwrap(),
+        r#"{"a":"x","b":[1.5,1e+30,0.30000000000000004,100,37,72.5,0.001]}"#
+    );
+}
+
+#[test]
+fn document_payload_drops_root_id_meta_signature_and_signing_provenances_only() {
+    let mut b = form("form-003-minimal.json");
+    let base = canonical_payload(&b).unwrap();
+    let text = String::from_utf8(base.clone()).unwrap();
+    assert!(text.starts_with(r#"{"entry":["#), "sorted members");
+    let root: Value = serde_json::from_str(&text).unwrap();
+    assert!(root.get("id").is_none() && root.get("meta").is_none(), "root id and meta removed");
+    assert_eq!(root["identifier"], b["identifier"], "Bundle.identifier is signed");
+    assert_eq!(root["timestamp"], b["timestamp"], "Bundle.timestamp is signed");
+    assert!(text.contains(r#""div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">"#), "narrative is signed");
+    assert!(text.contains(r#""id":"comp-003""#), "entry ids are signed");
+
+    // root id, meta and signature do not matter
+    b["id"] = json!("another-id");
+    b["meta"] = json!({ "versionId": "7", "lastUpdated": "2030-01-01T00:00:00Z" });
+    b["signature"] = json!({ "data": "AAAA" });
+    assert_eq!(canonical_payload(&b).unwrap(), base);
+    // ... but under plain json the root id is signed
+    assert_ne!(payload_for(&b, Canonicalization::Json).unwrap(), payload_for(&form("form-003-minimal.json"), Canonicalization::Json).unwrap());
+
+    // signing Provenances (#/ or Bundle/<id>) are removed, other Provenances are content
+    let prov = |target: &str| json!({ "fullUrl": "urn:uuid:0030eeee-0000-4000-8000-000000000000",
+        "resource": { "resourceType": "Provenance", "target": [{ "reference": target }], "recorded": "2026-01-01T00:00:00Z" } });
+    for t in ["#/", "Bundle/another-id"] {
+        let mut c = b.clone();
+        c["entry"].as_array_mut().unwrap().push(prov(t));
+        assert_eq!(canonical_payload(&c).unwrap(), base, "target {t}");
+    }
+    for t in ["Bundle/form-003-minimal", "urn:uuid:00300000-0000-4000-8000-000000000000"] {
+        let mut c = b.clone();
+        c["entry"].as_array_mut().unwrap().push(prov(t));
+        assert_ne!(canonical_payload(&c).unwrap(), base, "target {t} is not a signature of this Bundle");
+    }
+    // pretty-printing and member order do not matter
+    let pretty = serde_json::to_string_pretty(&form("form-003-minimal.json")).unwrap();
+    let reparsed: Value = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(canonical_payload(&reparsed).unwrap(), base);
+}
+
+#[test]
+fn data_and_static_drop_narrative() {
+    let b = form("form-096-minimal.json");
+    let data = String::from_utf8(payload_for(&b, Canonicalization::Data).unwrap()).unwrap();
+    assert!(!data.contains("<div"), "#data removes every narrative");
+    assert!(data.contains(r#""meta":"#));
+    let stat = String::from_utf8(payload_for(&b, Canonicalization::Static).unwrap()).unwrap();
+    assert!(!stat.contains("<div") && !stat.contains(r#""meta":"#));
+}
+
+#[test]
+fn strict_parsing_reports_duplicates_unsafe_integers_and_bom() {
+    let (_, p) = parse_strict(br#"{"a":1,"b":{"c":2,"c":3}}"#).unwrap();
+    assert_eq!(p, vec![r#"duplicate key "c" in $.b"#.to_string()]);
+    let (_, p) = parse_strict(br#"{"entry":[{"x":9007199254740993}]}"#).unwrap();
+    assert!(p[0].contains("$.entry[0].x") && p[0].contains("2^53"), "{p:?}");
+    let (_, p) = parse_strict(b"\xef\xbb\xbf{}").unwrap();
+    assert!(p[0].contains("byte-order mark"));
+    let (v, p) = parse_strict(br#"{"n":[1.50,-0,9007199254740991]}"#).unwrap();
+    assert!(p.is_empty());
+    assert_eq!(String::from_utf8(jcs(&v).unwrap()).unwrap(), r#"{"n":[1.5,0,9007199254740991]}"#);
+    assert!(parse_strict(br#"{"s":"\ud800"}"#).is_err(), "lone surrogate");
+    assert!(parse_strict(br#"{"a":1} x"#).is_err(), "trailing data");
+}
