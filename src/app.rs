@@ -16,12 +16,20 @@ pub async fn build(config: Config) -> anyhow::Result<(axum::Router, AppState)> {
     let store = Store::connect(&config.database_url).await?;
     if config.demo_client && config.mode == Mode::Development {
         store
-            .ensure_client(DEMO_CLIENT_ID, "Demo hospital MIS", DEMO_CLIENT_SECRET, &[DEMO_EMBED_ORIGIN.to_string()])
+            .ensure_client(
+                DEMO_CLIENT_ID,
+                "Demo hospital MIS",
+                DEMO_CLIENT_SECRET,
+                &[DEMO_EMBED_ORIGIN.to_string()],
+            )
             .await
             .map_err(|e| anyhow::anyhow!("creating the demo client: {e}"))?;
     }
     let composer = Arc::new(Composer::builtin()?);
-    let state = AppState { config: Arc::new(config), docs: Documents { store, composer } };
+    let state = AppState {
+        config: Arc::new(config),
+        docs: Documents { store, composer },
+    };
     Ok((router(state.clone()), state))
 }
 
@@ -30,13 +38,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (app, state) = build(config).await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let u = &state.config.public_url;
-    println!("hujjat is listening on {u} ({} mode, database: {})", mode_name(state.config.mode), db_name(&state.config.database_url));
+    println!(
+        "hujjat is listening on {u} ({} mode, database: {})",
+        mode_name(state.config.mode),
+        db_name(&state.config.database_url)
+    );
     println!("  forms:          {u}/forms");
     println!("  compose:        curl -u {DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET} -H 'Content-Type: application/json' --data @form.json {u}/forms/003/documents");
     println!("  health:         {u}/healthz");
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -66,7 +81,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -37,18 +37,26 @@ impl Config {
         let mode = match env("HUJJAT_MODE").as_deref() {
             None | Some("development") | Some("dev") => Mode::Development,
             Some("production") | Some("prod") => Mode::Production,
-            Some(other) => anyhow::bail!("HUJJAT_MODE must be `development` or `production`, not `{other}`"),
+            Some(other) => {
+                anyhow::bail!("HUJJAT_MODE must be `development` or `production`, not `{other}`")
+            }
         };
         let listen: SocketAddr = env("HUJJAT_LISTEN")
             .unwrap_or_else(|| "127.0.0.1:8080".into())
             .parse()
             .map_err(|e| anyhow::anyhow!("HUJJAT_LISTEN: {e}"))?;
         let data_dir = PathBuf::from(env("HUJJAT_DATA_DIR").unwrap_or_else(|| "./data".into()));
-        let database_url = env("DATABASE_URL")
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("hujjat.db").display()));
+        let database_url = env("DATABASE_URL").unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data_dir.join("hujjat.db").display())
+        });
         let public_url = env("HUJJAT_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}"));
-        let identity_provider = env("HUJJAT_IDENTITY_PROVIDER")
-            .unwrap_or_else(|| if mode == Mode::Development { "dev".into() } else { String::new() });
+        let identity_provider = env("HUJJAT_IDENTITY_PROVIDER").unwrap_or_else(|| {
+            if mode == Mode::Development {
+                "dev".into()
+            } else {
+                String::new()
+            }
+        });
         let cfg = Config {
             mode,
             listen,
@@ -61,9 +69,13 @@ impl Config {
                 .map(|s| s.split(',').map(|p| PathBuf::from(p.trim())).collect())
                 .unwrap_or_default(),
             identity_provider,
-            token_ttl_secs: env("HUJJAT_TOKEN_TTL_SECS").and_then(|s| s.parse().ok()).unwrap_or(3600),
+            token_ttl_secs: env("HUJJAT_TOKEN_TTL_SECS")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3600),
             demo_client: mode == Mode::Development
-                && env("HUJJAT_DEMO_CLIENT").map(|v| v != "false" && v != "0").unwrap_or(true),
+                && env("HUJJAT_DEMO_CLIENT")
+                    .map(|v| v != "false" && v != "0")
+                    .unwrap_or(true),
         };
         cfg.check()?;
         Ok(cfg)
@@ -82,10 +94,15 @@ impl Config {
             problems.push("the development oneID (HUJJAT_IDENTITY_PROVIDER=dev, the default) is not allowed: set it to `oneid` or `oidc`");
         }
         if self.ca_cert.is_none() || self.ca_key.is_none() {
-            problems.push("the development signing CA is not allowed: set HUJJAT_CA_CERT and HUJJAT_CA_KEY");
+            problems.push(
+                "the development signing CA is not allowed: set HUJJAT_CA_CERT and HUJJAT_CA_KEY",
+            );
         }
         if !problems.is_empty() {
-            anyhow::bail!("HUJJAT_MODE=production refuses to start:\n  - {}", problems.join("\n  - "));
+            anyhow::bail!(
+                "HUJJAT_MODE=production refuses to start:\n  - {}",
+                problems.join("\n  - ")
+            );
         }
         Ok(())
     }

@@ -37,12 +37,16 @@ pub fn etag(version: i64) -> String {
 impl Documents {
     /// Form JSON, or a QuestionnaireResponse answering the form's Questionnaire → form JSON.
     fn form_input(&self, form: &str, body: Value) -> Result<Value, AppError> {
-        let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
-        let input = if body.get("resourceType").and_then(Value::as_str) == Some("QuestionnaireResponse") {
-            questionnaire::response_to_input(def, &body)?
-        } else {
-            body
-        };
+        let def = self
+            .composer
+            .get(form)
+            .ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
+        let input =
+            if body.get("resourceType").and_then(Value::as_str) == Some("QuestionnaireResponse") {
+                questionnaire::response_to_input(def, &body)?
+            } else {
+                body
+            };
         match input.get("form") {
             Some(Value::String(f)) if f == &def.form => Ok(input),
             Some(Value::String(f)) => Err(AppError::Invalid(vec![Issue::new(
@@ -54,26 +58,47 @@ impl Documents {
         }
     }
 
-    fn compose(&self, form: &str, input: &Value, document_id: Uuid) -> Result<(Value, String, Uuid), AppError> {
-        let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
+    fn compose(
+        &self,
+        form: &str,
+        input: &Value,
+        document_id: Uuid,
+    ) -> Result<(Value, String, Uuid), AppError> {
+        let def = self
+            .composer
+            .get(form)
+            .ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
         let ctx = ComposeContext::new(document_id, chrono::Local::now().fixed_offset());
         let bundle = def.compose(input, &ctx)?;
         let text = serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))?;
         Ok((bundle, text, ctx.bundle_id))
     }
 
-    pub async fn create(&self, client: &Client, form: &str, body: Value) -> Result<Stored, AppError> {
+    pub async fn create(
+        &self,
+        client: &Client,
+        form: &str,
+        body: Value,
+    ) -> Result<Stored, AppError> {
         let input = self.form_input(form, body)?;
         let id = match input.get("documentId").and_then(Value::as_str) {
             Some(s) => Uuid::parse_str(s).map_err(|_| {
-                AppError::Invalid(vec![Issue::new("value", Some("documentId".to_string()), "documentId must be a UUID")])
+                AppError::Invalid(vec![Issue::new(
+                    "value",
+                    Some("documentId".to_string()),
+                    "documentId must be a UUID",
+                )])
             })?,
             None => Uuid::new_v4(),
         };
         let (bundle, text, bundle_id) = self.compose(form, &input, id)?;
         let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
         let (pinfl, date) = index_fields(&input, &bundle);
-        let def_form = self.composer.get(form).map(|d| d.form.clone()).unwrap_or_default();
+        let def_form = self
+            .composer
+            .get(form)
+            .map(|d| d.form.clone())
+            .unwrap_or_default();
         self.store
             .create_document(
                 &id.to_string(),
@@ -89,16 +114,31 @@ impl Documents {
             )
             .await?;
         tracing::info!(document = %id, form = %def_form, client = %client.id, "document created");
-        Ok(Stored { id: id.to_string(), version: 1, bundle: text })
+        Ok(Stored {
+            id: id.to_string(),
+            version: 1,
+            bundle: text,
+        })
     }
 
-    pub async fn update(&self, client: &Client, id: &str, if_match: Option<&str>, body: Value) -> Result<Stored, AppError> {
+    pub async fn update(
+        &self,
+        client: &Client,
+        id: &str,
+        if_match: Option<&str>,
+        body: Value,
+    ) -> Result<Stored, AppError> {
         let doc = self.owned(client, id).await?;
         let expected = if_match.ok_or_else(|| {
-            AppError::PreconditionFailed("If-Match is required to change a document (send the ETag you read)".into())
+            AppError::PreconditionFailed(
+                "If-Match is required to change a document (send the ETag you read)".into(),
+            )
         })?;
-        let expected = parse_etag(expected)
-            .ok_or_else(|| AppError::PreconditionFailed(format!("If-Match `{expected}` is not a version ETag like W/\"1\"")))?;
+        let expected = parse_etag(expected).ok_or_else(|| {
+            AppError::PreconditionFailed(format!(
+                "If-Match `{expected}` is not a version ETag like W/\"1\""
+            ))
+        })?;
         if doc.state != "draft" {
             return Err(AppError::Conflict(format!(
                 "document {id} is {}: its content is frozen; only further signatures may be added",
@@ -139,13 +179,20 @@ impl Documents {
         match v {
             Some(version) => {
                 tracing::info!(document = %id, version, "document updated");
-                Ok(Stored { id: id.to_string(), version, bundle: text })
+                Ok(Stored {
+                    id: id.to_string(),
+                    version,
+                    bundle: text,
+                })
             }
             None => {
                 // Lost the race, or the document was frozen meanwhile.
                 let now = self.owned(client, id).await?;
                 if now.state != "draft" {
-                    Err(AppError::Conflict(format!("document {id} is {}: its content is frozen", now.state)))
+                    Err(AppError::Conflict(format!(
+                        "document {id} is {}: its content is frozen",
+                        now.state
+                    )))
                 } else {
                     Err(AppError::PreconditionFailed("Version is mismatch".into()))
                 }
@@ -161,16 +208,29 @@ impl Documents {
         }
     }
 
-    pub async fn read(&self, client: &Client, id: &str, version: Option<i64>) -> Result<(DocumentRow, VersionRow), AppError> {
+    pub async fn read(
+        &self,
+        client: &Client,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<(DocumentRow, VersionRow), AppError> {
         let doc = self.owned(client, id).await?;
         let n = version.unwrap_or(doc.version);
-        let v = self.store.version(id, n).await?.ok_or_else(|| AppError::NotFound(format!("document {id} has no version {n}")))?;
+        let v = self
+            .store
+            .version(id, n)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("document {id} has no version {n}")))?;
         Ok((doc, v))
     }
 }
 
 fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>) {
-    let pinfl = input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(str::to_string);
+    let pinfl = input
+        .get("patient")
+        .and_then(|p| p.get("pinfl"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let date = bundle
         .get("entry")
         .and_then(|e| e.get(0))

@@ -28,7 +28,10 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUJJAT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 fn serve() -> ExitCode {
@@ -86,7 +89,10 @@ fn compose_file(file: &PathBuf) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("{}", serde_json::to_string_pretty(&e.outcome()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&e.outcome()).unwrap_or_default()
+            );
             eprintln!("hujjat compose: {e}");
             ExitCode::from(1)
         }

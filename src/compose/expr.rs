@@ -17,6 +17,10 @@ pub enum Expr {
     Lit(Value),
     Field(Box<Expr>, String),
     Item(Box<Expr>, usize),
+    /// `a[expr]`: an index computed at run time
+    DynItem(Box<Expr>, Box<Expr>),
+    Add(Box<Expr>, Box<Expr>),
+    Sub(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
@@ -54,7 +58,14 @@ pub struct Env<'a> {
 
 impl<'s> Scope<'s> {
     pub fn child(&'s self, at: &'s Value, index: usize, name: Option<&'s str>) -> Scope<'s> {
-        Scope { root: self.root, at: Some(at), index: Some(index), name, parent: Some(self), env: self.env }
+        Scope {
+            root: self.root,
+            at: Some(at),
+            index: Some(index),
+            name,
+            parent: Some(self),
+            env: self.env,
+        }
     }
 
     fn var(&self, name: &str) -> Option<&'s Value> {
@@ -69,6 +80,27 @@ impl<'s> Scope<'s> {
     }
 }
 
+/// One level of a (possibly nested) `for`: the element, its index and the name bound with `as`.
+pub type Link = (Value, usize, Option<String>);
+
+/// Run `f` in the scope of a chain of `for` levels (outermost first).
+pub fn with_chain<R>(sc: &Scope<'_>, chain: &[Link], f: &mut dyn FnMut(&Scope<'_>) -> R) -> R {
+    match chain.split_first() {
+        None => f(sc),
+        Some(((el, i, name), rest)) => {
+            let child = Scope {
+                root: sc.root,
+                at: Some(el),
+                index: Some(*i),
+                name: name.as_deref(),
+                parent: Some(sc),
+                env: sc.env,
+            };
+            with_chain(&child, rest, f)
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Parsing
 
@@ -77,7 +109,10 @@ pub fn parse(src: &str) -> Result<Expr, String> {
     let mut p = Parser { toks, pos: 0 };
     let e = p.or()?;
     if p.pos != p.toks.len() {
-        return Err(format!("unexpected `{}` in expression `{src}`", p.toks[p.pos].text()));
+        return Err(format!(
+            "unexpected `{}` in expression `{src}`",
+            p.toks[p.pos].text()
+        ));
     }
     Ok(e)
 }
@@ -104,8 +139,9 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
     let cs: Vec<char> = src.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
-    const SYMS: [&str; 17] =
-        ["==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ".", ",", "$", "@"];
+    const SYMS: [&str; 17] = [
+        "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ".", ",", "$", "@",
+    ];
     'outer: while i < cs.len() {
         let c = cs[i];
         if c.is_whitespace() {
@@ -137,14 +173,22 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
             out.push(Tok::Str(s));
             continue;
         }
-        if c.is_ascii_digit() || (c == '-' && cs.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        // `-` starts a negative number only where an operand is expected (not in `@index-1`)
+        let operand_expected = match out.last() {
+            None => true,
+            Some(Tok::Sym(s)) => !matches!(*s, ")" | "]" | "$" | "@"),
+            Some(_) => false,
+        };
+        if c.is_ascii_digit() || (c == '-' && operand_expected && cs.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
             let start = i;
             i += 1;
             while i < cs.len() && (cs[i].is_ascii_digit() || cs[i] == '.') {
                 i += 1;
             }
             let t: String = cs[start..i].iter().collect();
-            let n: f64 = t.parse().map_err(|_| format!("bad number `{t}` in `{src}`"))?;
+            let n: f64 = t
+                .parse()
+                .map_err(|_| format!("bad number `{t}` in `{src}`"))?;
             out.push(Tok::Num(n, t));
             continue;
         }
@@ -190,7 +234,10 @@ impl Parser {
         if self.eat(s) {
             Ok(())
         } else {
-            Err(format!("expected `{s}`, found {:?}", self.peek().map(|t| t.text())))
+            Err(format!(
+                "expected `{s}`, found {:?}",
+                self.peek().map(|t| t.text())
+            ))
         }
     }
     fn or(&mut self) -> Result<Expr, String> {
@@ -208,7 +255,7 @@ impl Parser {
         Ok(l)
     }
     fn cmp(&mut self) -> Result<Expr, String> {
-        let l = self.unary()?;
+        let l = self.additive()?;
         let op = match self.peek() {
             Some(Tok::Sym("==")) => CmpOp::Eq,
             Some(Tok::Sym("!=")) => CmpOp::Ne,
@@ -219,8 +266,20 @@ impl Parser {
             _ => return Ok(l),
         };
         self.pos += 1;
-        let r = self.unary()?;
+        let r = self.additive()?;
         Ok(Expr::Cmp(Box::new(l), op, Box::new(r)))
+    }
+    fn additive(&mut self) -> Result<Expr, String> {
+        let mut l = self.unary()?;
+        loop {
+            if self.eat("+") {
+                l = Expr::Add(Box::new(l), Box::new(self.unary()?));
+            } else if self.eat("-") {
+                l = Expr::Sub(Box::new(l), Box::new(self.unary()?));
+            } else {
+                return Ok(l);
+            }
+        }
     }
     fn unary(&mut self) -> Result<Expr, String> {
         if self.eat("!") {
@@ -237,16 +296,21 @@ impl Parser {
                         self.pos += 1;
                         e = Expr::Field(Box::new(e), name);
                     }
-                    other => return Err(format!("expected a field name after `.`, found {other:?}")),
+                    other => {
+                        return Err(format!("expected a field name after `.`, found {other:?}"))
+                    }
                 }
             } else if self.eat("[") {
-                match self.toks.get(self.pos).cloned() {
-                    Some(Tok::Num(n, _)) if n >= 0.0 && n.fract() == 0.0 => {
-                        self.pos += 1;
-                        self.expect("]")?;
+                match (self.toks.get(self.pos).cloned(), self.toks.get(self.pos + 1)) {
+                    (Some(Tok::Num(n, _)), Some(Tok::Sym("]"))) if n >= 0.0 && n.fract() == 0.0 => {
+                        self.pos += 2;
                         e = Expr::Item(Box::new(e), n as usize);
                     }
-                    other => return Err(format!("expected an index, found {other:?}")),
+                    _ => {
+                        let idx = self.or()?;
+                        self.expect("]")?;
+                        e = Expr::DynItem(Box::new(e), Box::new(idx));
+                    }
                 }
             } else {
                 return Ok(e);
@@ -254,7 +318,11 @@ impl Parser {
         }
     }
     fn primary(&mut self) -> Result<Expr, String> {
-        let t = self.toks.get(self.pos).cloned().ok_or("unexpected end of expression")?;
+        let t = self
+            .toks
+            .get(self.pos)
+            .cloned()
+            .ok_or("unexpected end of expression")?;
         self.pos += 1;
         match t {
             Tok::Sym("$") => Ok(Expr::Root),
@@ -273,7 +341,9 @@ impl Parser {
                 Ok(e)
             }
             Tok::Str(s) => Ok(Expr::Lit(Value::String(s))),
-            Tok::Num(_, t) => Ok(Expr::Lit(serde_json::from_str(&t).map_err(|e| e.to_string())?)),
+            Tok::Num(_, t) => Ok(Expr::Lit(
+                serde_json::from_str(&t).map_err(|e| e.to_string())?,
+            )),
             Tok::Ident(id) => {
                 if self.eat("(") {
                     let mut args = Vec::new();
@@ -308,7 +378,8 @@ fn check_function(name: &str, n: usize) -> Result<(), String> {
         "in" => n >= 2,
         "lookup" | "join" | "minutesBetween" => n == 2,
         "find" => n == 3,
-        "name" | "exists" | "count" | "date" | "string" | "number" | "instant" | "uuid" => n == 1,
+        "name" | "exists" | "count" | "date" | "string" | "number" | "instant" | "uuid" | "year" | "idx" => n == 1,
+        "substr" => n == 2 || n == 3,
         _ => return Err(format!("unknown function `{name}`")),
     };
     if ok {
@@ -359,9 +430,31 @@ pub fn eval<'s>(e: &Expr, sc: &Scope<'s>) -> Val<'s> {
             Cow::Borrowed(v) => present(v.get(*i).map(Cow::Borrowed)),
             Cow::Owned(v) => present(v.get(*i).cloned().map(Cow::Owned)),
         },
+        Expr::DynItem(b, i) => {
+            let i = eval(i, sc)?.as_u64()? as usize;
+            match eval(b, sc)? {
+                Cow::Borrowed(v) => present(v.get(i).map(Cow::Borrowed)),
+                Cow::Owned(v) => present(v.get(i).cloned().map(Cow::Owned)),
+            }
+        }
+        Expr::Add(a, b) | Expr::Sub(a, b) => {
+            let (x, y) = (eval(a, sc)?, eval(b, sc)?);
+            let neg = matches!(e, Expr::Sub(..));
+            match (x.as_i64(), y.as_i64()) {
+                (Some(x), Some(y)) => Some(Cow::Owned(Value::from(if neg { x - y } else { x + y }))),
+                _ => {
+                    let (x, y) = (x.as_f64()?, y.as_f64()?);
+                    serde_json::Number::from_f64(if neg { x - y } else { x + y }).map(|n| Cow::Owned(Value::Number(n)))
+                }
+            }
+        }
         Expr::Not(b) => Some(Cow::Owned(Value::Bool(!truthy(&eval(b, sc))))),
-        Expr::And(a, b) => Some(Cow::Owned(Value::Bool(truthy(&eval(a, sc)) && truthy(&eval(b, sc))))),
-        Expr::Or(a, b) => Some(Cow::Owned(Value::Bool(truthy(&eval(a, sc)) || truthy(&eval(b, sc))))),
+        Expr::And(a, b) => Some(Cow::Owned(Value::Bool(
+            truthy(&eval(a, sc)) && truthy(&eval(b, sc)),
+        ))),
+        Expr::Or(a, b) => Some(Cow::Owned(Value::Bool(
+            truthy(&eval(a, sc)) || truthy(&eval(b, sc)),
+        ))),
         Expr::Cmp(a, op, b) => {
             let (x, y) = (eval(a, sc), eval(b, sc));
             let r = match (x.as_deref(), y.as_deref()) {
@@ -418,7 +511,11 @@ pub fn person_name(v: &Value) -> Option<String> {
 fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
     let arg = |i: usize| eval(&args[i], sc);
     match f {
-        "coalesce" => args.iter().map(|a| eval(a, sc)).find(|v| v.is_some()).flatten(),
+        "coalesce" => args
+            .iter()
+            .map(|a| eval(a, sc))
+            .find(|v| v.is_some())
+            .flatten(),
         "exists" => owned(Value::Bool(arg(0).is_some())),
         "count" => owned(Value::from(arg(0).map_or(0, |v| match v.as_ref() {
             Value::Array(a) => a.len(),
@@ -431,7 +528,11 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
             present(t.get(&as_text(&code)).cloned().map(Cow::Owned))
         }
         "concat" => {
-            let parts: Vec<String> = args.iter().filter_map(|a| eval(a, sc)).map(|v| as_text(&v)).collect();
+            let parts: Vec<String> = args
+                .iter()
+                .filter_map(|a| eval(a, sc))
+                .map(|v| as_text(&v))
+                .collect();
             if parts.is_empty() {
                 None
             } else {
@@ -471,12 +572,14 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
             let field = field.as_str()?;
             let want = arg(2)?;
             match arg(0)? {
-                Cow::Borrowed(Value::Array(a)) => {
-                    a.iter().find(|el| el.get(field) == Some(want.as_ref())).map(Cow::Borrowed)
-                }
-                Cow::Owned(Value::Array(a)) => {
-                    a.into_iter().find(|el| el.get(field) == Some(want.as_ref())).map(Cow::Owned)
-                }
+                Cow::Borrowed(Value::Array(a)) => a
+                    .iter()
+                    .find(|el| el.get(field) == Some(want.as_ref()))
+                    .map(Cow::Borrowed),
+                Cow::Owned(Value::Array(a)) => a
+                    .into_iter()
+                    .find(|el| el.get(field) == Some(want.as_ref()))
+                    .map(Cow::Owned),
                 _ => None,
             }
         }
@@ -486,11 +589,42 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
             owned(Value::String(s.chars().take(10).collect()))
         }
         "string" => owned(Value::String(as_text(&*arg(0)?))),
+        "year" => {
+            let v = arg(0)?;
+            let y: i64 = v.as_str()?.get(..4)?.parse().ok()?;
+            owned(Value::from(y))
+        }
+        "substr" => {
+            let v = arg(0)?;
+            let s = v.as_str()?;
+            let start = arg(1)?.as_u64()? as usize;
+            let chars = s.chars().skip(start);
+            let out: String = match args.get(2).and_then(|a| eval(a, sc)).and_then(|n| n.as_u64()) {
+                Some(n) => chars.take(n as usize).collect(),
+                None => chars.collect(),
+            };
+            owned(Value::String(out))
+        }
+        "idx" => {
+            // the index of the enclosing `for` level bound with `as: name`
+            let n = arg(0)?;
+            let name = n.as_str()?;
+            let mut s = Some(sc);
+            while let Some(x) = s {
+                if x.name == Some(name) {
+                    return x.index.map(|i| Cow::Owned(Value::from(i)));
+                }
+                s = x.parent;
+            }
+            None
+        }
         "number" => {
             let v = arg(0)?;
             match v.as_ref() {
                 Value::Number(_) => Some(v),
-                Value::String(s) => serde_json::from_str::<serde_json::Number>(s).ok().map(|n| Cow::Owned(Value::Number(n))),
+                Value::String(s) => serde_json::from_str::<serde_json::Number>(s)
+                    .ok()
+                    .map(|n| Cow::Owned(Value::Number(n))),
                 _ => None,
             }
         }
@@ -506,12 +640,19 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
         }
         "in" => {
             let x = arg(0);
-            let r = x.is_some_and(|x| args[1..].iter().any(|a| eval(a, sc).as_deref() == Some(x.as_ref())));
+            let r = x.is_some_and(|x| {
+                args[1..]
+                    .iter()
+                    .any(|a| eval(a, sc).as_deref() == Some(x.as_ref()))
+            });
             owned(Value::Bool(r))
         }
         "uuid" => {
             let n = arg(0)?;
-            let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("{}/{}", sc.env.uuid_seed, as_text(&n)).as_bytes());
+            let id = uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_URL,
+                format!("{}/{}", sc.env.uuid_seed, as_text(&n)).as_bytes(),
+            );
             owned(Value::String(format!("urn:uuid:{id}")))
         }
         _ => None,
@@ -523,7 +664,9 @@ pub fn parse_instant(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp());
     }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp())
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp())
 }
 
 #[cfg(test)]
@@ -533,8 +676,18 @@ mod tests {
 
     fn ev(src: &str, root: &Value) -> Option<Value> {
         let tables = Map::new();
-        let env = Env { tables: &tables, uuid_seed: "t" };
-        let sc = Scope { root, at: None, index: None, name: None, parent: None, env: &env };
+        let env = Env {
+            tables: &tables,
+            uuid_seed: "t",
+        };
+        let sc = Scope {
+            root,
+            at: None,
+            index: None,
+            name: None,
+            parent: None,
+            env: &env,
+        };
         eval(&parse(src).unwrap(), &sc).map(Cow::into_owned)
     }
 
@@ -550,9 +703,20 @@ mod tests {
         assert_eq!(ev("$.zz == 'x'", &r), Some(json!(false)));
         assert_eq!(ev("find($.p, 'pinfl', '1').n", &r), Some(json!("A")));
         assert_eq!(ev("concat('a', $.zz, 'b')", &r), Some(json!("ab")));
-        assert_eq!(ev("minutesBetween('2026-01-01T10:00:00+05:00', '2026-01-01T06:30:00Z')", &r), Some(json!(90)));
+        assert_eq!(
+            ev(
+                "minutesBetween('2026-01-01T10:00:00+05:00', '2026-01-01T06:30:00Z')",
+                &r
+            ),
+            Some(json!(90))
+        );
         assert_eq!(ev("in($.a.b[2].c, 'y', 'x')", &r), Some(json!(true)));
         assert_eq!(ev("count($.a.b)", &r), Some(json!(3)));
+        assert_eq!(ev("$.a.b[1 + 1].c", &r), Some(json!("x")));
+        assert_eq!(ev("count($.a.b) - 1", &r), Some(json!(2)));
+        assert_eq!(ev("$.a.b[0]-1", &r), Some(json!(0)));
+        assert_eq!(ev("year('2026-03-02T22:40:00+05:00')", &r), Some(json!(2026)));
+        assert_eq!(ev("substr('2026-03-02', 5, 2)", &r), Some(json!("03")));
         assert!(parse("nosuch(1)").is_err());
         assert!(parse("$.a ==").is_err());
     }

@@ -13,7 +13,7 @@ pub mod template;
 
 use crate::error::{AppError, Issue};
 use chrono::{DateTime, FixedOffset};
-use expr::{as_text, eval, truthy, Env, Expr, Scope};
+use expr::{as_text, eval, truthy, with_chain, Env, Expr, Link, Scope};
 use labels::{LabelMap, Labels, Lang};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -23,8 +23,16 @@ use uuid::Uuid;
 /// The forms built into the binary: (form code, schema, definition). Adding a form = one line here
 /// plus its files in `forms/`.
 pub const FORMS: &[(&str, &str, &str)] = &[
-    ("003", include_str!("../../forms/form-003.schema.json"), include_str!("../../forms/form-003.json")),
-    ("096", include_str!("../../forms/form-096.schema.json"), include_str!("../../forms/form-096.json")),
+    (
+        "003",
+        include_str!("../../forms/form-003.schema.json"),
+        include_str!("../../forms/form-003.json"),
+    ),
+    (
+        "096",
+        include_str!("../../forms/form-096.schema.json"),
+        include_str!("../../forms/form-096.json"),
+    ),
 ];
 
 const IDENTIFIER_SYSTEM: &str = "urn:ietf:rfc:3986";
@@ -43,14 +51,18 @@ pub struct ComposeContext {
 
 impl ComposeContext {
     pub fn new(document_id: Uuid, now: DateTime<FixedOffset>) -> Self {
-        ComposeContext { document_id, bundle_id: Uuid::new_v4(), timestamp: now }
+        ComposeContext {
+            document_id,
+            bundle_id: Uuid::new_v4(),
+            timestamp: now,
+        }
     }
 }
 
 struct ResourceRule {
     key: String,
-    over: Option<Expr>,
-    name: Option<String>,
+    /// nested `for` levels, outermost first (empty: one resource)
+    levels: Vec<(Expr, Option<String>)>,
     id: Option<Expr>,
     cond: Option<Expr>,
     profile: Option<String>,
@@ -65,6 +77,8 @@ struct SectionRule {
     title: HashMap<String, Tpl>,
     code: Tpl,
     text: Option<Expr>,
+    /// members of the input the sub-sections show (left out of this section's table)
+    skip: Vec<String>,
     author: Option<Tpl>,
     entry: Option<Tpl>,
     sections: Vec<SectionRule>,
@@ -120,7 +134,10 @@ impl Composer {
         for (code, schema, def) in FORMS {
             let schema: Value = serde_json::from_str(schema)?;
             let def: Value = serde_json::from_str(def)?;
-            forms.push(FormDef::load(code, schema, &def).map_err(|e| anyhow::anyhow!("form {code}: {e}"))?);
+            forms.push(
+                FormDef::load(code, schema, &def)
+                    .map_err(|e| anyhow::anyhow!("form {code}: {e}"))?,
+            );
         }
         Ok(Composer { forms })
     }
@@ -137,10 +154,18 @@ impl Composer {
     /// Compose the document for the form named in the input's `form` member.
     pub fn compose_any(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, AppError> {
         let form = input.get("form").and_then(Value::as_str).ok_or_else(|| {
-            AppError::Invalid(vec![Issue::new("required", Some("form".to_string()), "`form` must name the form (\"003\" or \"096\")")])
+            AppError::Invalid(vec![Issue::new(
+                "required",
+                Some("form".to_string()),
+                "`form` must name the form (\"003\" or \"096\")",
+            )])
         })?;
         let def = self.get(form).ok_or_else(|| {
-            AppError::Invalid(vec![Issue::new("value", Some("form".to_string()), format!("unknown form `{form}`"))])
+            AppError::Invalid(vec![Issue::new(
+                "value",
+                Some("form".to_string()),
+                format!("unknown form `{form}`"),
+            )])
         })?;
         def.compose(input, ctx)
     }
@@ -155,8 +180,13 @@ fn opt_expr(v: &Value, k: &str, at: &str) -> Result<Option<Expr>, String> {
         None => Ok(None),
         Some(Value::String(s)) => {
             let s = s.trim();
-            let s = s.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).unwrap_or(s);
-            expr::parse(s).map(Some).map_err(|e| format!("{at}.{k}: {e}"))
+            let s = s
+                .strip_prefix("{{")
+                .and_then(|x| x.strip_suffix("}}"))
+                .unwrap_or(s);
+            expr::parse(s)
+                .map(Some)
+                .map_err(|e| format!("{at}.{k}: {e}"))
         }
         Some(_) => Err(format!("{at}.{k}: must be an expression string")),
     }
@@ -164,7 +194,11 @@ fn opt_expr(v: &Value, k: &str, at: &str) -> Result<Option<Expr>, String> {
 
 fn labels_of(v: &Value) -> Labels {
     let g = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    Labels { en: g("en"), uz: g("uz"), ru: g("ru") }
+    Labels {
+        en: g("en"),
+        uz: g("uz"),
+        ru: g("ru"),
+    }
 }
 
 /// `$.a.b` → `a.b` (the generic input path of a section's input expression, for labels)
@@ -173,7 +207,11 @@ fn expr_path(e: &Expr) -> Option<String> {
         Expr::Root => Some(String::new()),
         Expr::Field(b, n) => {
             let p = expr_path(b)?;
-            Some(if p.is_empty() { n.clone() } else { format!("{p}.{n}") })
+            Some(if p.is_empty() {
+                n.clone()
+            } else {
+                format!("{p}.{n}")
+            })
         }
         Expr::Item(b, _) => Some(format!("{}[]", expr_path(b)?)),
         _ => None,
@@ -187,18 +225,45 @@ impl FormDef {
             .build(&schema)
             .map_err(|e| format!("schema: {e}"))?;
         let labels = LabelMap::from_schema(&schema);
-        let tables = def.get("tables").and_then(Value::as_object).cloned().unwrap_or_default();
+        let tables = def
+            .get("tables")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         let mut resources = Vec::new();
         let mut keys = HashSet::new();
-        for (i, r) in req(def, "resources")?.as_array().ok_or("resources must be an array")?.iter().enumerate() {
+        for (i, r) in req(def, "resources")?
+            .as_array()
+            .ok_or("resources must be an array")?
+            .iter()
+            .enumerate()
+        {
             let at = format!("resources[{i}]");
-            let key = req(r, "key")?.as_str().ok_or(format!("{at}.key"))?.to_string();
+            let key = req(r, "key")?
+                .as_str()
+                .ok_or(format!("{at}.key"))?
+                .to_string();
             if !keys.insert(key.clone()) {
                 return Err(format!("{at}: duplicate key `{key}`"));
             }
+            let levels = match r.get("for") {
+                None => vec![],
+                Some(Value::Array(steps)) => steps
+                    .iter()
+                    .enumerate()
+                    .map(|(j, st)| {
+                        let here = format!("{at}.for[{j}]");
+                        let over = opt_expr(st, "over", &here)?.ok_or(format!("{here}: missing over"))?;
+                        Ok((over, st.get("as").and_then(Value::as_str).map(str::to_string)))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?,
+                Some(_) => vec![(
+                    opt_expr(r, "for", &at)?.ok_or(format!("{at}.for"))?,
+                    r.get("as").and_then(Value::as_str).map(str::to_string),
+                )],
+            };
             resources.push(ResourceRule {
-                over: opt_expr(r, "for", &at)?,
-                name: r.get("as").and_then(Value::as_str).map(str::to_string),
+                levels,
                 id: opt_expr(r, "id", &at)?,
                 cond: opt_expr(r, "if", &at)?,
                 profile: r.get("profile").and_then(Value::as_str).map(str::to_string),
@@ -207,11 +272,22 @@ impl FormDef {
             });
         }
         let mut sections = Vec::new();
-        for (i, s) in req(def, "sections")?.as_array().ok_or("sections must be an array")?.iter().enumerate() {
+        for (i, s) in req(def, "sections")?
+            .as_array()
+            .ok_or("sections must be an array")?
+            .iter()
+            .enumerate()
+        {
             sections.push(load_section(s, &format!("sections[{i}]"), "")?);
         }
         let mut checks = Vec::new();
-        for (i, c) in def.get("checks").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in def
+            .get("checks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let at = format!("checks[{i}]");
             checks.push(Check {
                 over: opt_expr(c, "for", &at)?,
@@ -221,22 +297,45 @@ impl FormDef {
             });
         }
         let mut references = Vec::new();
-        for (i, r) in def.get("references").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, r) in def
+            .get("references")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let at = format!("references[{i}]");
             references.push(RefRule {
-                schema_ref: req(r, "schemaRef")?.as_str().unwrap_or_default().to_string(),
+                schema_ref: req(r, "schemaRef")?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 within: opt_expr(r, "in", &at)?.ok_or(format!("{at}: missing in"))?,
                 key: req(r, "key")?.as_str().unwrap_or_default().to_string(),
-                message: r.get("message").and_then(Value::as_str).unwrap_or("unknown reference {{value}}").to_string(),
+                message: r
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown reference {{value}}")
+                    .to_string(),
             });
         }
         let mut unique = Vec::new();
-        for (i, r) in def.get("unique").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, r) in def
+            .get("unique")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let at = format!("unique[{i}]");
             unique.push(UniqueRule {
                 within: opt_expr(r, "in", &at)?.ok_or(format!("{at}: missing in"))?,
                 key: req(r, "key")?.as_str().unwrap_or_default().to_string(),
-                message: r.get("message").and_then(Value::as_str).unwrap_or("duplicate {{value}}").to_string(),
+                message: r
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("duplicate {{value}}")
+                    .to_string(),
             });
         }
         let mut ref_paths = Vec::new();
@@ -249,11 +348,18 @@ impl FormDef {
         }
         ref_paths.sort();
         let composition = compile(def.get("composition").unwrap_or(&json!({})), "composition")?;
-        let form = def.get("form").and_then(Value::as_str).unwrap_or(code).to_string();
+        let form = def
+            .get("form")
+            .and_then(Value::as_str)
+            .unwrap_or(code)
+            .to_string();
         Ok(FormDef {
             form,
             title: labels_of(req(def, "title")?),
-            profile: req(def, "compositionProfile")?.as_str().unwrap_or_default().to_string(),
+            profile: req(def, "compositionProfile")?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             schema,
             labels,
             validator,
@@ -287,7 +393,11 @@ impl FormDef {
                 issues.push(Issue::new(code, Some(path_or_root(&path)), msg));
             } else {
                 for x in extra {
-                    let p = if path.is_empty() { x.clone() } else { format!("{path}.{x}") };
+                    let p = if path.is_empty() {
+                        x.clone()
+                    } else {
+                        format!("{path}.{x}")
+                    };
                     issues.push(Issue::new(code, Some(p), msg.clone()));
                 }
             }
@@ -299,8 +409,18 @@ impl FormDef {
 
     fn semantic_checks(&self, input: &Value) -> Vec<Issue> {
         let mut issues = Vec::new();
-        let env = Env { tables: &self.tables, uuid_seed: "" };
-        let root = Scope { root: input, at: None, index: None, name: None, parent: None, env: &env };
+        let env = Env {
+            tables: &self.tables,
+            uuid_seed: "",
+        };
+        let root = Scope {
+            root: input,
+            at: None,
+            index: None,
+            name: None,
+            parent: None,
+            env: &env,
+        };
         // references: every value at a location whose schema is the named $ref must be a known key
         for (gpath, ri) in &self.ref_paths {
             let r = &self.references[*ri];
@@ -313,7 +433,11 @@ impl FormDef {
             for (path, v) in instances_at(input, gpath) {
                 if let Some(s) = v.as_str() {
                     if !known.contains(s) {
-                        issues.push(Issue::new("business-rule", Some(path), r.message.replace("{{value}}", s)));
+                        issues.push(Issue::new(
+                            "business-rule",
+                            Some(path),
+                            r.message.replace("{{value}}", s),
+                        ));
                     }
                 }
             }
@@ -341,7 +465,9 @@ impl FormDef {
             let mut run = |sc: &Scope<'_>| {
                 if !truthy(&eval(&c.assert, sc)) {
                     let path = render(&c.path, sc, &cx).map(|v| as_text(&v));
-                    let msg = render(&c.message, sc, &cx).map(|v| as_text(&v)).unwrap_or_default();
+                    let msg = render(&c.message, sc, &cx)
+                        .map(|v| as_text(&v))
+                        .unwrap_or_default();
                     issues.push(Issue::new("business-rule", path, msg));
                 }
             };
@@ -354,7 +480,14 @@ impl FormDef {
                             x => vec![x],
                         };
                         for (i, el) in items.into_iter().enumerate() {
-                            let sc = Scope { root: input, at: Some(el), index: Some(i), name: None, parent: Some(&root), env: &env };
+                            let sc = Scope {
+                                root: input,
+                                at: Some(el),
+                                index: Some(i),
+                                name: None,
+                                parent: Some(&root),
+                                env: &env,
+                            };
                             run(&sc);
                         }
                     }
@@ -370,7 +503,8 @@ impl FormDef {
         if !issues.is_empty() {
             return Err(AppError::Invalid(issues));
         }
-        self.build(input, ctx).map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))
+        self.build(input, ctx)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))
     }
 
     fn build(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, String> {
@@ -380,49 +514,43 @@ impl FormDef {
             .and_then(|s| Uuid::parse_str(s).ok())
             .unwrap_or(ctx.document_id);
         let seed = ctx.bundle_id.to_string();
-        let env = Env { tables: &self.tables, uuid_seed: &seed };
-        let root = Scope { root: input, at: None, index: None, name: None, parent: None, env: &env };
-        let uuid_for = |rule: &str, i: usize| Uuid::new_v5(&ctx.bundle_id, format!("{rule}/{i}").as_bytes());
+        let env = Env {
+            tables: &self.tables,
+            uuid_seed: &seed,
+        };
+        let root = Scope {
+            root: input,
+            at: None,
+            index: None,
+            name: None,
+            parent: None,
+            env: &env,
+        };
+        let uuid_for =
+            |rule: &str, i: usize| Uuid::new_v5(&ctx.bundle_id, format!("{rule}/{i}").as_bytes());
 
         // Pass 1: which resources exist, and their fullUrls (references may point forward).
         let mut refs = RefTable::default();
-        let mut elems: Vec<Vec<(Option<Value>, usize)>> = Vec::new();
         for r in &self.resources {
+            let mut chains = Vec::new();
+            enumerate_levels(&r.levels, &root, &mut Vec::new(), &mut chains);
             let mut insts = Vec::new();
-            let mut ids = Vec::new();
-            match &r.over {
-                None => {
-                    if r.cond.as_ref().is_none_or(|c| truthy(&eval(c, &root))) {
-                        insts.push(Instance { key: None, element: None, index: 0, full_url: String::new() });
-                        ids.push((None, 0));
-                    }
+            for chain in chains {
+                let (keep, key) = with_chain(&root, &chain, &mut |sc| {
+                    let keep = r.cond.as_ref().is_none_or(|c| truthy(&eval(c, sc)));
+                    let key = match (&r.id, sc.index) {
+                        (Some(e), _) => eval(e, sc).map(|v| v.into_owned()),
+                        (None, Some(i)) => Some(Value::from(i)),
+                        (None, None) => None,
+                    };
+                    (keep, key)
+                });
+                if keep {
+                    let n = insts.len();
+                    insts.push(Instance { key, chain, full_url: format!("urn:uuid:{}", uuid_for(&r.key, n)) });
                 }
-                Some(over) => {
-                    if let Some(v) = eval(over, &root) {
-                        let items: Vec<Value> = match v.into_owned() {
-                            Value::Array(a) => a,
-                            x => vec![x],
-                        };
-                        for (i, el) in items.into_iter().enumerate() {
-                            let sc = Scope { root: input, at: Some(&el), index: Some(i), name: r.name.as_deref(), parent: Some(&root), env: &env };
-                            if r.cond.as_ref().is_some_and(|c| !truthy(&eval(c, &sc))) {
-                                continue;
-                            }
-                            let key = match &r.id {
-                                Some(e) => eval(e, &sc).map(|v| v.into_owned()),
-                                None => Some(Value::from(i)),
-                            };
-                            insts.push(Instance { key, element: Some(el.clone()), index: i, full_url: String::new() });
-                            ids.push((Some(el), i));
-                        }
-                    }
-                }
-            }
-            for (n, inst) in insts.iter_mut().enumerate() {
-                inst.full_url = format!("urn:uuid:{}", uuid_for(&r.key, n));
             }
             refs.rules.insert(r.key.clone(), insts);
-            elems.push(ids);
         }
         let cx = Ctx { refs: &refs };
 
@@ -431,7 +559,9 @@ impl FormDef {
         let mut practitioners = HashMap::new();
         if let Some(ps) = input.get("practitioners").and_then(Value::as_array) {
             for p in ps {
-                if let (Some(pin), Some(name)) = (p.get("pinfl").and_then(Value::as_str), p.get("name")) {
+                if let (Some(pin), Some(name)) =
+                    (p.get("pinfl").and_then(Value::as_str), p.get("name"))
+                {
                     let mut n = expr::person_name(name).unwrap_or_default();
                     if let Some(pos) = p.get("positionText").and_then(Value::as_str) {
                         n = format!("{n}, {pos}");
@@ -440,21 +570,29 @@ impl FormDef {
                 }
             }
         }
-        for (r, ids) in self.resources.iter().zip(&elems) {
+        for r in &self.resources {
             let insts = &refs.rules[&r.key];
-            for (inst, (el, i)) in insts.iter().zip(ids) {
-                let sc = match el {
-                    Some(el) => Scope { root: input, at: Some(el), index: Some(*i), name: r.name.as_deref(), parent: Some(&root), env: &env },
-                    None => Scope { root: input, at: None, index: None, name: None, parent: None, env: &env },
+            for inst in insts {
+                let body = with_chain(&root, &inst.chain, &mut |sc| render(&r.body, sc, &cx))
+                    .ok_or_else(|| format!("resource `{}` rendered empty", r.key))?;
+                let Value::Object(body) = body else {
+                    return Err(format!("resource `{}` is not an object", r.key));
                 };
-                let body = render(&r.body, &sc, &cx).ok_or_else(|| format!("resource `{}` rendered empty", r.key))?;
-                let Value::Object(body) = body else { return Err(format!("resource `{}` is not an object", r.key)) };
                 let id = inst.full_url.trim_start_matches("urn:uuid:").to_string();
                 let mut res = Map::new();
-                res.insert("resourceType".into(), body.get("resourceType").cloned().ok_or_else(|| format!("resource `{}` has no resourceType", r.key))?);
+                res.insert(
+                    "resourceType".into(),
+                    body.get("resourceType")
+                        .cloned()
+                        .ok_or_else(|| format!("resource `{}` has no resourceType", r.key))?,
+                );
                 res.insert("id".into(), Value::String(id));
                 if let Some(p) = &r.profile {
-                    let mut meta = body.get("meta").and_then(Value::as_object).cloned().unwrap_or_default();
+                    let mut meta = body
+                        .get("meta")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
                     meta.insert("profile".into(), json!([p]));
                     res.insert("meta".into(), Value::Object(meta));
                 }
@@ -468,8 +606,17 @@ impl FormDef {
         }
 
         // The Composition.
-        let lang = Lang::parse(input.get("language").and_then(Value::as_str).unwrap_or("uz"));
-        let nenv = narrative::NarrativeEnv { labels: &self.labels, lang, practitioners: &practitioners };
+        let lang = Lang::parse(
+            input
+                .get("language")
+                .and_then(Value::as_str)
+                .unwrap_or("uz"),
+        );
+        let nenv = narrative::NarrativeEnv {
+            labels: &self.labels,
+            lang,
+            practitioners: &practitioners,
+        };
         let mut sections = Vec::new();
         for s in &self.sections {
             render_section(s, &root, &cx, &nenv, &mut sections)?;
@@ -483,12 +630,23 @@ impl FormDef {
         if input.get("language").is_some() {
             comp.insert("language".into(), json!(lang.code()));
         }
-        let patient_name = input.get("patient").and_then(|p| p.get("name")).and_then(expr::person_name);
+        let patient_name = input
+            .get("patient")
+            .and_then(|p| p.get("name"))
+            .and_then(expr::person_name);
         let heading = self.title.get(lang).to_string();
         let summary = [
             patient_name,
-            input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(|p| format!("JShShIR/ПИНФЛ/PINFL {p}")),
-            input.get("organization").and_then(|o| o.get("name")).and_then(Value::as_str).map(str::to_string),
+            input
+                .get("patient")
+                .and_then(|p| p.get("pinfl"))
+                .and_then(Value::as_str)
+                .map(|p| format!("JShShIR/ПИНФЛ/PINFL {p}")),
+            input
+                .get("organization")
+                .and_then(|o| o.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
         ]
         .into_iter()
         .flatten()
@@ -498,7 +656,8 @@ impl FormDef {
             "text".into(),
             json!({"status": "generated", "div": narrative::render(&heading, Some(&summary), None, &nenv)}),
         );
-        let mut identifiers = vec![json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{document_id}")})];
+        let mut identifiers =
+            vec![json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{document_id}")})];
         let extra = render(&self.composition, &root, &cx);
         let mut extra = match extra {
             Some(Value::Object(m)) => m,
@@ -510,7 +669,9 @@ impl FormDef {
         }
         comp.insert("identifier".into(), Value::Array(identifiers));
         comp.insert("status".into(), json!("final"));
-        let title = extra.remove("title").unwrap_or_else(|| json!(self.title.en));
+        let title = extra
+            .remove("title")
+            .unwrap_or_else(|| json!(self.title.en));
         for (k, v) in extra {
             comp.insert(k, v);
         }
@@ -525,9 +686,17 @@ impl FormDef {
         if input.get("language").is_some() {
             bundle.insert("language".into(), json!(lang.code()));
         }
-        bundle.insert("identifier".into(), json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{}", ctx.bundle_id)}));
+        bundle.insert(
+            "identifier".into(),
+            json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{}", ctx.bundle_id)}),
+        );
         bundle.insert("type".into(), json!("document"));
-        bundle.insert("timestamp".into(), json!(ctx.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)));
+        bundle.insert(
+            "timestamp".into(),
+            json!(ctx
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
+        );
         bundle.insert("entry".into(), Value::Array(all));
         Ok(Value::Object(bundle))
     }
@@ -542,23 +711,56 @@ fn load_section(s: &Value, at: &str, _parent: &str) -> Result<SectionRule, Strin
         _ => input_path,
     };
     let mut title = HashMap::new();
-    for (k, v) in req(s, "title")?.as_object().ok_or(format!("{at}.title must be an object"))? {
+    for (k, v) in req(s, "title")?
+        .as_object()
+        .ok_or(format!("{at}.title must be an object"))?
+    {
         title.insert(k.clone(), compile(v, &format!("{at}.title.{k}"))?);
     }
     let mut subs = Vec::new();
+    for (i, sub) in s
+        .get("sections")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        subs.push(load_section(
+            sub,
+            &format!("{at}.sections[{i}]"),
+            &input_path,
+        )?);
+    }
+    let text = opt_expr(s, "text", at)?;
+    let mut skip = Vec::new();
     for (i, sub) in s.get("sections").and_then(Value::as_array).into_iter().flatten().enumerate() {
-        subs.push(load_section(sub, &format!("{at}.sections[{i}]"), &input_path)?);
+        for k in ["input", "text"] {
+            if let Some(p) = opt_expr(sub, k, &format!("{at}.sections[{i}]"))?.as_ref().and_then(expr_path) {
+                if let Some(rest) = p.strip_prefix(&input_path).and_then(|r| r.strip_prefix('.')) {
+                    if !input_path.is_empty() {
+                        skip.push(rest.split(['.', '[']).next().unwrap_or(rest).to_string());
+                    }
+                }
+            }
+        }
     }
     Ok(SectionRule {
+        skip,
         input,
         input_path,
         cond: opt_expr(s, "if", at)?,
         over,
         title,
         code: compile(req(s, "code")?, &format!("{at}.code"))?,
-        text: opt_expr(s, "text", at)?,
-        author: s.get("author").map(|a| compile(a, &format!("{at}.author"))).transpose()?,
-        entry: s.get("entry").map(|a| compile(a, &format!("{at}.entry"))).transpose()?,
+        text,
+        author: s
+            .get("author")
+            .map(|a| compile(a, &format!("{at}.author")))
+            .transpose()?,
+        entry: s
+            .get("entry")
+            .map(|a| compile(a, &format!("{at}.entry")))
+            .transpose()?,
         sections: subs,
     })
 }
@@ -571,13 +773,22 @@ fn render_section(
     out: &mut Vec<Value>,
 ) -> Result<(), String> {
     if let Some(over) = &s.over {
-        let Some(v) = eval(over, sc) else { return Ok(()) };
+        let Some(v) = eval(over, sc) else {
+            return Ok(());
+        };
         let items: Vec<&Value> = match v.as_ref() {
             Value::Array(a) => a.iter().collect(),
             x => vec![x],
         };
         for (i, el) in items.into_iter().enumerate() {
-            let child = Scope { root: sc.root, at: Some(el), index: Some(i), name: None, parent: Some(sc), env: sc.env };
+            let child = Scope {
+                root: sc.root,
+                at: Some(el),
+                index: Some(i),
+                name: None,
+                parent: Some(sc),
+                env: sc.env,
+            };
             let path = format!("{}", s.input_path.trim_end_matches("[]"));
             one_section(s, &child, cx, nenv, out, Some(el), &format!("{path}[{i}]"))?;
         }
@@ -604,17 +815,42 @@ fn one_section(
     input: Option<&Value>,
     input_path: &str,
 ) -> Result<(), String> {
-    let title_of = |lang: &str| s.title.get(lang).and_then(|t| render(t, sc, cx)).map(|v| as_text(&v));
+    let title_of = |lang: &str| {
+        s.title
+            .get(lang)
+            .and_then(|t| render(t, sc, cx))
+            .map(|v| as_text(&v))
+    };
     let title_en = title_of("en").ok_or("section without an English title")?;
     let heading = title_of(nenv.lang.code()).unwrap_or_else(|| title_en.clone());
-    let text = s.text.as_ref().and_then(|e| eval(e, sc)).map(|v| as_text(&v));
+    let text = s
+        .text
+        .as_ref()
+        .and_then(|e| eval(e, sc))
+        .map(|v| as_text(&v));
     // A section with its own text shows the text; otherwise the generated table of its input.
     // Sub-sections show their own parts, so the parent table leaves out what they show.
     let table_input = if text.is_some() { None } else { input };
-    let div = narrative::render(&heading, text.as_deref(), table_input.map(|v| (v, input_path)), nenv);
+    let trimmed;
+    let table_input = match table_input {
+        Some(Value::Object(o)) if !s.skip.is_empty() => {
+            trimmed = Value::Object(o.iter().filter(|(k, _)| !s.skip.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect());
+            Some(&trimmed)
+        }
+        x => x,
+    };
+    let div = narrative::render(
+        &heading,
+        text.as_deref(),
+        table_input.map(|v| (v, input_path)),
+        nenv,
+    );
     let mut sec = Map::new();
     sec.insert("title".into(), json!(title_en));
-    sec.insert("code".into(), render(&s.code, sc, cx).ok_or("section code rendered empty")?);
+    sec.insert(
+        "code".into(),
+        render(&s.code, sc, cx).ok_or("section code rendered empty")?,
+    );
     if let Some(a) = s.author.as_ref().and_then(|a| render(a, sc, cx)) {
         sec.insert("author".into(), a);
     }
@@ -644,7 +880,11 @@ pub fn instances_at<'a>(root: &'a Value, generic: &str) -> Vec<(String, &'a Valu
         let mut next = Vec::new();
         for (p, v) in cur {
             if let Some(c) = v.get(name) {
-                let base = if p.is_empty() { name.to_string() } else { format!("{p}.{name}") };
+                let base = if p.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{p}.{name}")
+                };
                 let mut level = vec![(base, c)];
                 for _ in 0..arrays {
                     let mut l2 = Vec::new();
@@ -716,3 +956,26 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// All element chains of nested `for` levels (one empty chain when there are no levels).
+fn enumerate_levels(levels: &[(Expr, Option<String>)], sc: &Scope<'_>, prefix: &mut Vec<Link>, out: &mut Vec<Vec<Link>>) {
+    let Some(((over, name), rest)) = levels.split_first() else {
+        out.push(prefix.clone());
+        return;
+    };
+    let Some(v) = eval(over, sc) else { return };
+    let items: Vec<Value> = match v.into_owned() {
+        Value::Array(a) => a,
+        x => vec![x],
+    };
+    for (i, el) in items.into_iter().enumerate() {
+        let child = Scope { root: sc.root, at: Some(&el), index: Some(i), name: name.as_deref(), parent: Some(sc), env: sc.env };
+        let mut sub = Vec::new();
+        enumerate_levels(rest, &child, &mut Vec::new(), &mut sub);
+        for mut c in sub {
+            let mut chain = prefix.clone();
+            chain.push((el.clone(), i, name.clone()));
+            chain.append(&mut c);
+            out.push(chain);
+        }
+    }
+}

@@ -59,10 +59,17 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, SignError> {
 }
 
 fn certs_from_pem(pem: &[u8], path: &Path) -> Result<Vec<X509>, SignError> {
-    let certs = X509::stack_from_pem(pem)
-        .map_err(|e| SignError::Ca(format!("{}: not a PEM certificate file: {e}", path.display())))?;
+    let certs = X509::stack_from_pem(pem).map_err(|e| {
+        SignError::Ca(format!(
+            "{}: not a PEM certificate file: {e}",
+            path.display()
+        ))
+    })?;
     if certs.is_empty() {
-        return Err(SignError::Ca(format!("{}: no PEM certificate found", path.display())));
+        return Err(SignError::Ca(format!(
+            "{}: no PEM certificate found",
+            path.display()
+        )));
     }
     Ok(certs)
 }
@@ -89,7 +96,10 @@ impl SigningCa {
             )));
         }
         let key = PKey::private_key_from_pem(&key_pem).map_err(|e| {
-            SignError::Ca(format!("{}: not a PEM private key (PKCS#8 expected): {e}", key_path.display()))
+            SignError::Ca(format!(
+                "{}: not a PEM private key (PKCS#8 expected): {e}",
+                key_path.display()
+            ))
         })?;
         let mut extra = Vec::new();
         for p in extra_anchor_paths {
@@ -107,7 +117,9 @@ impl SigningCa {
         let ca = chain
             .first()
             .ok_or_else(|| SignError::Ca("the CA certificate chain is empty".into()))?;
-        let ca_pub = ca.public_key().map_err(|e| SignError::Ca(format!("CA public key: {e}")))?;
+        let ca_pub = ca
+            .public_key()
+            .map_err(|e| SignError::Ca(format!("CA public key: {e}")))?;
         if !ca_pub.public_eq(&key) {
             return Err(SignError::Ca(
                 "the CA private key does not match the CA certificate (first certificate of the chain)".into(),
@@ -122,7 +134,9 @@ impl SigningCa {
         }
         if let Some(ku) = ca.key_usage() {
             if !ku.contains(openssl::x509::X509KeyUsage::KEY_CERT_SIGN) {
-                return Err(SignError::Ca("the CA certificate's keyUsage lacks keyCertSign".into()));
+                return Err(SignError::Ca(
+                    "the CA certificate's keyUsage lacks keyCertSign".into(),
+                ));
             }
         }
         for k in 0..chain.len().saturating_sub(1) {
@@ -141,11 +155,50 @@ impl SigningCa {
         let top = chain.last().expect("non-empty").clone();
         for c in std::iter::once(top).chain(extra_anchors) {
             let d = c.to_der().map_err(|e| SignError::Ca(e.to_string()))?;
-            if !anchors.iter().any(|a| a.to_der().ok().as_deref() == Some(&d[..])) {
+            if !anchors
+                .iter()
+                .any(|a| a.to_der().ok().as_deref() == Some(&d[..]))
+            {
                 anchors.push(c);
             }
         }
-        Ok(SigningCa { chain, key, anchors })
+        let ca = SigningCa {
+            chain,
+            key,
+            anchors,
+        };
+        ca.self_test()?;
+        Ok(ca)
+    }
+
+    /// Issues a throw-away leaf and validates it (RFC 5280, OpenSSL) up to the anchors, so that a
+    /// misconfigured chain (path length, key usage, unknown critical extensions) fails at start-up
+    /// rather than at the first signature.
+    fn self_test(&self) -> Result<(), SignError> {
+        let ca = &self.chain[0];
+        let (nb, na) = (
+            asn1_to_unix(ca.not_before())?,
+            asn1_to_unix(ca.not_after())?,
+        );
+        let t = Utc::now().timestamp().clamp(nb, na);
+        let t = DateTime::from_timestamp(t, 0).expect("a certificate time is a valid timestamp");
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
+            .map_err(|e| SignError::Ca(e.to_string()))?;
+        let key = EcKey::generate(&group)
+            .and_then(PKey::from_ec_key)
+            .and_then(|k| PKey::public_key_from_der(&k.public_key_to_der()?))
+            .map_err(|e| SignError::Ca(e.to_string()))?;
+        let probe = Signer {
+            pinfl: "00000000000000".into(),
+            name: "hujjat CA self-test".into(),
+            role_display: String::new(),
+        };
+        let leaf = self.issue_leaf(&probe, &key, t)?;
+        let mut path = vec![leaf];
+        path.extend(self.x5c_tail().iter().cloned());
+        super::verify::anchor_path(&path, &self.anchors)
+            .map(|_| ())
+            .map_err(|r| SignError::Ca(format!("the CA chain does not validate: {r}")))
     }
 
     /// Development: uses the CA in `<dir>/signing-ca/` (`ca-cert.pem`, `ca-key.pem`), generating a
@@ -164,7 +217,9 @@ impl SigningCa {
         let write = || -> std::io::Result<()> {
             fs::create_dir(&tmp)?;
             let key_pem = zeroize::Zeroizing::new(
-                ca_key.private_key_to_pem_pkcs8().map_err(std::io::Error::other)?,
+                ca_key
+                    .private_key_to_pem_pkcs8()
+                    .map_err(std::io::Error::other)?,
             );
             let mut opts = fs::OpenOptions::new();
             opts.write(true).create_new(true);
@@ -176,12 +231,17 @@ impl SigningCa {
             let mut f = opts.open(tmp.join(DEV_CA_KEY))?;
             f.write_all(&key_pem)?;
             f.sync_all()?;
-            fs::write(tmp.join(DEV_CA_CERT), ca_cert.to_pem().map_err(std::io::Error::other)?)?;
+            fs::write(
+                tmp.join(DEV_CA_CERT),
+                ca_cert.to_pem().map_err(std::io::Error::other)?,
+            )?;
             Ok(())
         };
         if let Err(e) = write() {
             let _ = fs::remove_dir_all(&tmp);
-            return Err(SignError::Ca(format!("cannot write the development CA: {e}")));
+            return Err(SignError::Ca(format!(
+                "cannot write the development CA: {e}"
+            )));
         }
         if fs::rename(&tmp, &ca_dir).is_err() {
             // Another process created it first (or a partial directory exists): use what is there.
@@ -195,7 +255,11 @@ impl SigningCa {
         for p in paths {
             for c in certs_from_pem(&read(p, "trust anchor")?, p)? {
                 let d = c.to_der().map_err(|e| SignError::Ca(e.to_string()))?;
-                if !self.anchors.iter().any(|a| a.to_der().ok().as_deref() == Some(&d[..])) {
+                if !self
+                    .anchors
+                    .iter()
+                    .any(|a| a.to_der().ok().as_deref() == Some(&d[..]))
+                {
                     self.anchors.push(c);
                 }
             }
@@ -284,15 +348,26 @@ impl SigningCa {
             let name = name.build();
             b.set_subject_name(&name)?;
             b.set_issuer_name(ca.subject_name())?;
-            let (nb, na) = (Asn1Time::from_unix(not_before)?, Asn1Time::from_unix(not_after)?);
+            let (nb, na) = (
+                Asn1Time::from_unix(not_before)?,
+                Asn1Time::from_unix(not_after)?,
+            );
             b.set_not_before(&nb)?;
             b.set_not_after(&na)?;
             b.set_pubkey(public_key)?;
             b.append_extension(BasicConstraints::new().critical().build()?)?;
             b.append_extension(
-                KeyUsage::new().critical().digital_signature().non_repudiation().build()?,
+                KeyUsage::new()
+                    .critical()
+                    .digital_signature()
+                    .non_repudiation()
+                    .build()?,
             )?;
-            b.append_extension(ExtendedKeyUsage::new().other(OID_DOCUMENT_SIGNING).build()?)?;
+            b.append_extension(
+                ExtendedKeyUsage::new()
+                    .other(OID_DOCUMENT_SIGNING)
+                    .build()?,
+            )?;
             let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca), None))?;
             b.append_extension(ski)?;
             let aki = AuthorityKeyIdentifier::new()
@@ -367,10 +442,7 @@ pub fn name_to_string(name: &openssl::x509::X509NameRef) -> String {
     name.entries()
         .map(|e| {
             let key = e.object().nid().short_name().unwrap_or("?").to_string();
-            let val = e
-                .data()
-                .to_string()
-                .unwrap_or_else(|_| "?".into());
+            let val = e.data().to_string().unwrap_or_else(|_| "?".into());
             format!("{key}={val}")
         })
         .collect::<Vec<_>>()
@@ -393,7 +465,7 @@ fn generate_dev_ca(now: DateTime<Utc>) -> Result<(X509, PKey<Private>), SignErro
         let mut b = X509::builder()?;
         b.set_version(2)?;
         let serial = random_serial()?;
-            b.set_serial_number(&serial)?;
+        b.set_serial_number(&serial)?;
         b.set_subject_name(&name)?;
         b.set_issuer_name(&name)?;
         let nb = Asn1Time::from_unix((now - Duration::hours(1)).timestamp())?;
@@ -402,7 +474,13 @@ fn generate_dev_ca(now: DateTime<Utc>) -> Result<(X509, PKey<Private>), SignErro
         b.set_not_after(&na)?;
         b.set_pubkey(&key)?;
         b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-        b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        )?;
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
         b.append_extension(ski)?;
         b.sign(&key, MessageDigest::sha256())?;

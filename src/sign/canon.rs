@@ -81,7 +81,9 @@ pub fn payload_for(bundle: &Value, canon: Canonicalization) -> Result<Vec<u8>, S
     let obj = bundle
         .as_object()
         .filter(|o| o.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
-        .ok_or_else(|| SignError::Document("not a FHIR Bundle (resourceType must be Bundle)".into()))?;
+        .ok_or_else(|| {
+            SignError::Document("not a FHIR Bundle (resourceType must be Bundle)".into())
+        })?;
     let bundle_id = obj.get("id").and_then(Value::as_str);
     let mut b = obj.clone();
     b.remove("signature");
@@ -110,7 +112,9 @@ pub fn payload_for(bundle: &Value, canon: Canonicalization) -> Result<Vec<u8>, S
 /// have none), every `section[].text`, and for `#static` every `Resource.meta`.
 fn remove_narrative(node: &mut Value, also_meta: bool) {
     match node {
-        Value::Array(items) => items.iter_mut().for_each(|n| remove_narrative(n, also_meta)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|n| remove_narrative(n, also_meta)),
         Value::Object(map) => {
             if let Some(rt) = map.get("resourceType").and_then(Value::as_str) {
                 if !matches!(rt, "Bundle" | "Binary" | "Parameters") {
@@ -146,7 +150,9 @@ pub fn is_self_target(target: &Value, bundle_id: Option<&str>) -> bool {
 
 /// Whether an entry resource is a signing Provenance (its `target` includes the Bundle itself).
 pub fn is_signing_provenance(resource: Option<&Value>, bundle_id: Option<&str>) -> bool {
-    let Some(res) = resource.and_then(Value::as_object) else { return false };
+    let Some(res) = resource.and_then(Value::as_object) else {
+        return false;
+    };
     res.get("resourceType").and_then(Value::as_str) == Some("Provenance")
         && res
             .get("target")
@@ -192,9 +198,12 @@ pub fn parse_strict(bytes: &[u8]) -> Result<(Value, Vec<String>), String> {
         text = &text[3..];
     }
     let mut de = serde_json::Deserializer::from_slice(text);
-    let value = Strict { path: "$".into(), problems: &mut problems }
-        .deserialize(&mut de)
-        .map_err(|e| format!("invalid JSON: {e}"))?;
+    let value = Strict {
+        path: "$".into(),
+        problems: &mut problems,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| format!("invalid JSON: {e}"))?;
     de.end().map_err(|e| format!("invalid JSON: {e}"))?;
     Ok((value, problems))
 }
@@ -276,7 +285,10 @@ impl<'de> Visitor<'de> for Strict<'_> {
             if out.contains_key(&key) {
                 problems.push(format!("duplicate key {key:?} in {}", self.path));
             }
-            let v = map.next_value_seed(Strict { path, problems: &mut *problems })?;
+            let v = map.next_value_seed(Strict {
+                path,
+                problems: &mut *problems,
+            })?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))

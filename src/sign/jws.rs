@@ -41,7 +41,9 @@ pub fn service_header(
     purpose: &Purpose,
 ) -> Result<Map<String, Value>, SignError> {
     let mut x5c = vec![Value::String(b64std(
-        &leaf.to_der().map_err(|e| SignError::Crypto(e.to_string()))?,
+        &leaf
+            .to_der()
+            .map_err(|e| SignError::Crypto(e.to_string()))?,
     ))];
     for c in tail {
         x5c.push(Value::String(b64std(
@@ -81,7 +83,11 @@ pub fn sign_detached(
 
 /// Verifies a detached compact JWS over `payload`; the header segment is used exactly as received.
 /// Header rules (alg allowlist, crit, b64, x5c) are the caller's job (see `verify`).
-pub fn verify_detached(jws: &str, payload: &[u8], verifier: &dyn JwsVerifier) -> Result<(), String> {
+pub fn verify_detached(
+    jws: &str,
+    payload: &[u8],
+    verifier: &dyn JwsVerifier,
+) -> Result<(), String> {
     let parts: Vec<&str> = jws.split('.').collect();
     if parts.len() != 3 || !parts[1].is_empty() {
         return Err("not a detached compact JWS".into());

@@ -73,13 +73,17 @@ pub const PINFL_SYSTEM: &str = "https://dhp.uz/fhir/core/sid/pid/uz/ni";
 /// ASTM E1762-95(2013) signature type code system.
 pub const ASTM_SYSTEM: &str = "urn:iso-astm:E1762-95:2013";
 /// DHP national signature-type code system.
-pub const SIGNATURE_TYPE_CS: &str = "https://terminology.dhp.uz/fhir/core/CodeSystem/signature-type-cs";
+pub const SIGNATURE_TYPE_CS: &str =
+    "https://terminology.dhp.uz/fhir/core/CodeSystem/signature-type-cs";
 /// `provenance-participant-type` code system.
-pub const PARTICIPANT_TYPE_CS: &str = "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
+pub const PARTICIPANT_TYPE_CS: &str =
+    "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
 /// `v3-DocumentCompletion` code system.
-pub const DOCUMENT_COMPLETION_CS: &str = "http://terminology.hl7.org/CodeSystem/v3-DocumentCompletion";
+pub const DOCUMENT_COMPLETION_CS: &str =
+    "http://terminology.hl7.org/CodeSystem/v3-DocumentCompletion";
 /// UZ Core Provenance profile canonical.
-pub const UZ_CORE_PROVENANCE: &str = "https://dhp.uz/fhir/core/StructureDefinition/uz-core-provenance";
+pub const UZ_CORE_PROVENANCE: &str =
+    "https://dhp.uz/fhir/core/StructureDefinition/uz-core-provenance";
 /// `Signature.targetFormat` the service emits.
 pub const TARGET_FORMAT: &str =
     "application/fhir+json;canonicalization=http://hl7.org/fhir/canonicalization/json#document";
@@ -121,7 +125,10 @@ impl Signer {
     /// Checks the PINFL (14 digits) and the name (non-empty, at most 64 characters).
     pub fn validate(&self) -> Result<(), SignError> {
         if self.pinfl.len() != 14 || !self.pinfl.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(SignError::Signer(format!("PINFL must be 14 digits (got {:?})", self.pinfl)));
+            return Err(SignError::Signer(format!(
+                "PINFL must be 14 digits (got {:?})",
+                self.pinfl
+            )));
         }
         let n = self.name.trim();
         if n.is_empty() || n.chars().count() > 64 {
@@ -130,7 +137,9 @@ impl Signer {
             ));
         }
         if self.name.chars().any(char::is_control) {
-            return Err(SignError::Signer("the signer's name contains control characters".into()));
+            return Err(SignError::Signer(
+                "the signer's name contains control characters".into(),
+            ));
         }
         Ok(())
     }
@@ -161,12 +170,20 @@ impl Coding {
 
     /// DHP `signature-type-cs#biometricAuth` (default national signature type).
     pub fn biometric_auth() -> Coding {
-        Coding { system: SIGNATURE_TYPE_CS.into(), code: "biometricAuth".into(), display: None }
+        Coding {
+            system: SIGNATURE_TYPE_CS.into(),
+            code: "biometricAuth".into(),
+            display: None,
+        }
     }
 
     /// `provenance-participant-type#author` (default agent type).
     pub fn participant_author() -> Coding {
-        Coding { system: PARTICIPANT_TYPE_CS.into(), code: "author".into(), display: None }
+        Coding {
+            system: PARTICIPANT_TYPE_CS.into(),
+            code: "author".into(),
+            display: None,
+        }
     }
 }
 
@@ -214,10 +231,13 @@ pub const ASTM_TYPES: [(u8, &str); 18] = [
 impl Purpose {
     /// ASTM type `1.2.840.10065.1.12.1.<n>` (n in 1..=18).
     pub fn astm(n: u8) -> Option<Purpose> {
-        ASTM_TYPES.iter().find(|(k, _)| *k == n).map(|(k, d)| Purpose {
-            code: format!("1.2.840.10065.1.12.1.{k}"),
-            display: (*d).to_string(),
-        })
+        ASTM_TYPES
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(k, d)| Purpose {
+                code: format!("1.2.840.10065.1.12.1.{k}"),
+                display: (*d).to_string(),
+            })
     }
     /// Author's Signature (default).
     pub fn author() -> Purpose {
@@ -228,7 +248,11 @@ impl Purpose {
         Purpose::astm(2).expect("2 is an ASTM type")
     }
     fn coding(&self) -> Coding {
-        Coding { system: ASTM_SYSTEM.into(), code: self.code.clone(), display: Some(self.display.clone()) }
+        Coding {
+            system: ASTM_SYSTEM.into(),
+            code: self.code.clone(),
+            display: Some(self.display.clone()),
+        }
     }
 }
 
@@ -254,6 +278,9 @@ pub struct SignOptions {
     pub agent_type_astm: bool,
     /// `dhp.provenance_claim_profile`: claim `meta.profile = uz-core-provenance` (default off).
     pub claim_uz_core_profile: bool,
+    /// Add a generated narrative (`Provenance.text`) naming the signer, purpose and time
+    /// (default off: §2.5 exactly; on silences the dom-6 "should have narrative" warning).
+    pub narrative: bool,
 }
 
 impl Default for SignOptions {
@@ -265,6 +292,7 @@ impl Default for SignOptions {
             agent_type: Coding::participant_author(),
             agent_type_astm: false,
             claim_uz_core_profile: false,
+            narrative: false,
         }
     }
 }
@@ -303,7 +331,11 @@ pub struct SignatureRecord {
 }
 
 fn entries(bundle: &Value) -> &[Value] {
-    bundle.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 fn composition(bundle: &Value) -> Option<&Value> {
@@ -316,8 +348,15 @@ fn composition(bundle: &Value) -> Option<&Value> {
 /// Reference strings of a Reference or an array of References.
 fn reference_strings(v: Option<&Value>) -> Vec<&str> {
     match v {
-        Some(Value::Array(a)) => a.iter().filter_map(|r| r.get("reference")?.as_str()).collect(),
-        Some(r) => r.get("reference").and_then(Value::as_str).into_iter().collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|r| r.get("reference")?.as_str())
+            .collect(),
+        Some(r) => r
+            .get("reference")
+            .and_then(Value::as_str)
+            .into_iter()
+            .collect(),
         None => Vec::new(),
     }
 }
@@ -342,16 +381,25 @@ pub(crate) fn pinfls_of(resource: &Value) -> Vec<&str> {
 fn find_signer_role(bundle: &Value, pinfl: &str) -> Result<String, SignError> {
     let mut roles: Vec<&str> = Vec::new();
     for e in entries(bundle) {
-        let Some(res) = e.get("resource") else { continue };
+        let Some(res) = e.get("resource") else {
+            continue;
+        };
         if res.get("resourceType").and_then(Value::as_str) != Some("PractitionerRole") {
             continue;
         }
-        let Some(full_url) = e.get("fullUrl").and_then(Value::as_str) else { continue };
-        let Some(pr) = res.get("practitioner").and_then(|p| p.get("reference")).and_then(Value::as_str)
+        let Some(full_url) = e.get("fullUrl").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(pr) = res
+            .get("practitioner")
+            .and_then(|p| p.get("reference"))
+            .and_then(Value::as_str)
         else {
             continue;
         };
-        let Some(p) = canon::resolve_in_bundle(bundle, pr) else { continue };
+        let Some(p) = canon::resolve_in_bundle(bundle, pr) else {
+            continue;
+        };
         if p.get("resourceType").and_then(Value::as_str) == Some("Practitioner")
             && pinfls_of(p).contains(&pinfl)
         {
@@ -369,7 +417,11 @@ fn find_signer_role(bundle: &Value, pinfl: &str) -> Result<String, SignError> {
     let attesters: Vec<&str> = comp
         .and_then(|c| c.get("attester"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().flat_map(|x| reference_strings(x.get("party"))).collect())
+        .map(|a| {
+            a.iter()
+                .flat_map(|x| reference_strings(x.get("party")))
+                .collect()
+        })
         .unwrap_or_default();
     let pick = roles
         .iter()
@@ -377,6 +429,20 @@ fn find_signer_role(bundle: &Value, pinfl: &str) -> Result<String, SignError> {
         .or_else(|| roles.iter().find(|r| attesters.contains(r)))
         .unwrap_or(&roles[0]);
     Ok((*pick).to_string())
+}
+
+/// Escapes XHTML text content.
+fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ`
@@ -403,9 +469,18 @@ pub fn sign_document(
         .filter(|o| o.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
         .ok_or_else(|| SignError::Document("not a FHIR Bundle".into()))?;
     if obj.get("type").and_then(Value::as_str) != Some("document") {
-        return Err(SignError::Document("only a Bundle of type document is signed".into()));
+        return Err(SignError::Document(
+            "only a Bundle of type document is signed".into(),
+        ));
     }
-    if opts.purpose.code.strip_prefix("1.2.840.10065.1.12.1.").and_then(|n| n.parse::<u8>().ok()).and_then(Purpose::astm).is_none() {
+    if opts
+        .purpose
+        .code
+        .strip_prefix("1.2.840.10065.1.12.1.")
+        .and_then(|n| n.parse::<u8>().ok())
+        .and_then(Purpose::astm)
+        .is_none()
+    {
         return Err(SignError::Document(format!(
             "purpose {} is not an ASTM E1762-95(2013) signature type",
             opts.purpose.code
@@ -423,8 +498,11 @@ pub fn sign_document(
         },
     };
     let role_ref = find_signer_role(bundle, &signer.pinfl)?;
-    let patient = composition(bundle)
-        .and_then(|c| reference_strings(c.get("subject")).first().map(|s| s.to_string()));
+    let patient = composition(bundle).and_then(|c| {
+        reference_strings(c.get("subject"))
+            .first()
+            .map(|s| s.to_string())
+    });
 
     // 1. time, 2. payload
     let t = now.trunc_subsecs(0);
@@ -433,11 +511,14 @@ pub fn sign_document(
     let payload_sha256 = hex::encode(Sha256::digest(&payload));
 
     // 3. ephemeral key and leaf certificate
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| SignError::Crypto(e.to_string()))?;
-    let key = PKey::from_ec_key(EcKey::generate(&group).map_err(|e| SignError::Crypto(e.to_string()))?)
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
         .map_err(|e| SignError::Crypto(e.to_string()))?;
+    let key =
+        PKey::from_ec_key(EcKey::generate(&group).map_err(|e| SignError::Crypto(e.to_string()))?)
+            .map_err(|e| SignError::Crypto(e.to_string()))?;
     let public = PKey::public_key_from_der(
-        &key.public_key_to_der().map_err(|e| SignError::Crypto(e.to_string()))?,
+        &key.public_key_to_der()
+            .map_err(|e| SignError::Crypto(e.to_string()))?,
     )
     .map_err(|e| SignError::Crypto(e.to_string()))?;
     let leaf = ca.issue_leaf(signer, &public, t)?;
@@ -446,7 +527,10 @@ pub fn sign_document(
     let header = jws::service_header(&leaf, ca.x5c_tail(), &sig_t, &opts.purpose)?;
     let header_json = serde_json::to_vec(&header).map_err(|e| SignError::Crypto(e.to_string()))?;
     let compact = {
-        let der = Zeroizing::new(key.private_key_to_pkcs8().map_err(|e| SignError::Crypto(e.to_string()))?);
+        let der = Zeroizing::new(
+            key.private_key_to_pkcs8()
+                .map_err(|e| SignError::Crypto(e.to_string()))?,
+        );
         drop(key);
         let jws_signer = ES256
             .signer_from_der(&*der)
@@ -474,6 +558,16 @@ pub fn sign_document(
     prov.insert("resourceType".into(), json!("Provenance"));
     if opts.claim_uz_core_profile {
         prov.insert("meta".into(), json!({ "profile": [UZ_CORE_PROVENANCE] }));
+    }
+    if opts.narrative {
+        let div = format!(
+            "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Digital signature ({}) by {} (PINFL {}), {}</p></div>",
+            xml_escape(&opts.purpose.display),
+            xml_escape(signer.name.trim()),
+            signer.pinfl,
+            sig_t
+        );
+        prov.insert("text".into(), json!({ "status": "generated", "div": div }));
     }
     prov.insert("target".into(), json!([{ "reference": target_ref }]));
     prov.insert("occurredDateTime".into(), json!(sig_t));
@@ -506,7 +600,9 @@ pub fn sign_document(
     match out.get_mut("entry") {
         Some(Value::Array(a)) => a.push(entry),
         _ => {
-            out.as_object_mut().expect("checked object").insert("entry".into(), json!([entry]));
+            out.as_object_mut()
+                .expect("checked object")
+                .insert("entry".into(), json!([entry]));
         }
     }
 
@@ -531,7 +627,11 @@ pub fn sign_document(
                 why.join("; ")
             }));
         }
-        None => return Err(SignError::SelfCheck("the new signature was not found".into())),
+        None => {
+            return Err(SignError::SelfCheck(
+                "the new signature was not found".into(),
+            ))
+        }
     }
 
     let serial = leaf
@@ -552,8 +652,11 @@ pub fn sign_document(
             .digest(MessageDigest::sha256())
             .map(|d| hex::encode(&*d))
             .map_err(|e| SignError::Crypto(e.to_string()))?,
-        leaf_pem: String::from_utf8(leaf.to_pem().map_err(|e| SignError::Crypto(e.to_string()))?)
-            .unwrap_or_default(),
+        leaf_pem: String::from_utf8(
+            leaf.to_pem()
+                .map_err(|e| SignError::Crypto(e.to_string()))?,
+        )
+        .unwrap_or_default(),
         jws: compact,
         provenance_full_url: full_url,
         practitioner_role_reference: role_ref,
