@@ -139,8 +139,8 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
     let cs: Vec<char> = src.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
-    const SYMS: [&str; 17] = [
-        "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ".", ",", "$", "@",
+    const SYMS: [&str; 19] = [
+        "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ".", ",", "$", "@", "+", "-",
     ];
     'outer: while i < cs.len() {
         let c = cs[i];
@@ -194,7 +194,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
         }
         if c.is_alphabetic() || c == '_' {
             let start = i;
-            while i < cs.len() && (cs[i].is_alphanumeric() || cs[i] == '_' || cs[i] == '-') {
+            while i < cs.len() && (cs[i].is_alphanumeric() || cs[i] == '_') {
                 i += 1;
             }
             out.push(Tok::Ident(cs[start..i].iter().collect()));
@@ -715,6 +715,7 @@ mod tests {
         assert_eq!(ev("$.a.b[1 + 1].c", &r), Some(json!("x")));
         assert_eq!(ev("count($.a.b) - 1", &r), Some(json!(2)));
         assert_eq!(ev("$.a.b[0]-1", &r), Some(json!(0)));
+        assert_eq!(ev("$.a.b[count($.a.b)-2]", &r), Some(json!(2)));
         assert_eq!(ev("year('2026-03-02T22:40:00+05:00')", &r), Some(json!(2026)));
         assert_eq!(ev("substr('2026-03-02', 5, 2)", &r), Some(json!("03")));
         assert!(parse("nosuch(1)").is_err());
