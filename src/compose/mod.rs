@@ -601,6 +601,21 @@ impl FormDef {
                         res.insert(k, v);
                     }
                 }
+                if !res.contains_key("text") {
+                    let v = Value::Object(res.clone());
+                    if let Some(div) = narrative::resource_div(&v) {
+                        // keep the FHIR element order: text follows meta
+                        let mut ordered = Map::new();
+                        for (k, val) in std::mem::take(&mut res) {
+                            let after_meta = k == "meta" || (k == "id" && !v.as_object().is_some_and(|o| o.contains_key("meta")));
+                            ordered.insert(k, val);
+                            if after_meta {
+                                ordered.insert("text".into(), json!({"status": "generated", "div": div.clone()}));
+                            }
+                        }
+                        res = ordered;
+                    }
+                }
                 entries.push(json!({"fullUrl": inst.full_url, "resource": Value::Object(res)}));
             }
         }

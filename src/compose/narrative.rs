@@ -215,3 +215,98 @@ fn join(prefix: &str, label: &str) -> String {
         format!("{prefix} — {label}")
     }
 }
+
+fn concept_text(c: &Value) -> Option<String> {
+    if let Some(t) = c.get("text").and_then(Value::as_str) {
+        return Some(t.to_string());
+    }
+    let coding = c.get("coding")?.get(0)?;
+    coding.get("display").or_else(|| coding.get("code")).and_then(Value::as_str).map(str::to_string)
+}
+
+fn human_name(n: &Value) -> Option<String> {
+    if let Some(t) = n.get("text").and_then(Value::as_str) {
+        return Some(t.to_string());
+    }
+    let mut parts: Vec<String> = n.get("family").and_then(Value::as_str).map(str::to_string).into_iter().collect();
+    parts.extend(n.get("given").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+fn value_text(o: &serde_json::Map<String, Value>) -> Option<String> {
+    let (k, v) = o.iter().find(|(k, _)| k.starts_with("value"))?;
+    Some(match k.as_str() {
+        "valueQuantity" => format!(
+            "{} {}",
+            v.get("value").map(|x| x.to_string()).unwrap_or_default(),
+            v.get("unit").or_else(|| v.get("code")).and_then(Value::as_str).unwrap_or("")
+        )
+        .trim()
+        .to_string(),
+        "valueCodeableConcept" => concept_text(v)?,
+        "valuePeriod" => format!(
+            "{} – {}",
+            v.get("start").and_then(Value::as_str).unwrap_or(""),
+            v.get("end").and_then(Value::as_str).unwrap_or("")
+        ),
+        _ => match v {
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        },
+    })
+}
+
+/// A short generated narrative for one resource (dom-6): what it is, its code, value, people, times.
+pub fn resource_div(res: &Value) -> Option<String> {
+    let o = res.as_object()?;
+    let rt = o.get("resourceType")?.as_str()?;
+    let mut rows = Vec::new();
+    let mut push = |label: &str, v: Option<String>| {
+        if let Some(v) = v.filter(|s| !s.is_empty()) {
+            rows.push(Row { label: label.to_string(), value: Some(v) });
+        }
+    };
+    let code = ["code", "medication", "type", "suppliedItem"].iter().find_map(|k| {
+        let c = o.get(*k)?;
+        let c = if c.is_array() { c.get(0)? } else { c };
+        concept_text(c.get("concept").unwrap_or(c)).or_else(|| c.get("itemCodeableConcept").and_then(concept_text))
+    });
+    let name = o.get("name").and_then(|n| match n {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(a) => a.first().and_then(human_name),
+        _ => None,
+    });
+    push("name", name);
+    push("code", code.clone());
+    push("value", value_text(o));
+    for c in o.get("component").and_then(Value::as_array).into_iter().flatten() {
+        if let (Some(l), Some(v)) = (c.get("code").and_then(concept_text), c.as_object().and_then(value_text)) {
+            push(&l, Some(v));
+        }
+    }
+    if let Some(id) = o.get("identifier").and_then(|i| if i.is_array() { i.get(0) } else { Some(i) }) {
+        push("identifier", id.get("value").and_then(Value::as_str).map(str::to_string));
+    }
+    for k in ["birthDate", "gender", "status", "effectiveDateTime", "occurrenceDateTime", "performedDateTime", "authoredOn", "recordedDate", "onsetDateTime", "issued", "conclusion"] {
+        push(k, o.get(k).and_then(Value::as_str).map(str::to_string));
+    }
+    for k in ["actualPeriod", "effectivePeriod", "occurrencePeriod", "period"] {
+        if let Some(p) = o.get(k) {
+            push(k, value_text(&[("valuePeriod".to_string(), p.clone())].into_iter().collect()));
+        }
+    }
+    if let Some(items) = o.get("item").and_then(Value::as_array) {
+        for it in items {
+            let l = it.get("text").or_else(|| it.get("linkId")).and_then(Value::as_str).unwrap_or("item");
+            let v = it.get("answer").and_then(|a| a.get(0)).and_then(Value::as_object).and_then(value_text);
+            push(l, v);
+        }
+    }
+    let heading = match &code {
+        Some(c) => format!("{rt}: {c}"),
+        None => rt.to_string(),
+    };
+    Narrative { heading: &heading, paragraphs: vec![], rows }.render().ok()
+}

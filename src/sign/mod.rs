@@ -62,7 +62,7 @@ pub use ca::SigningCa;
 pub use canon::{
     canonical_payload, jcs, parse_strict, payload_for, Canonicalization, CANON_DOCUMENT, CANON_JSON,
 };
-pub use cli::cli_verify;
+pub use cli::{cli_verify, parse_at};
 pub use verify::{
     verify_bundle, verify_bundle_json, Check, Checks, SignatureReport, Status, VerificationReport,
     VerifyAt,

@@ -361,11 +361,11 @@ pub fn verify_bundle(bundle: &Value, anchors: &[X509], at: VerifyAt) -> Verifica
         anchors,
         at,
     };
-    let entries = bundle
+    let entries: &[Value] = bundle
         .get("entry")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     for (i, e) in entries.iter().enumerate() {
         let res = e.get("resource");
         if !is_signing_provenance(res, bundle_id) {
