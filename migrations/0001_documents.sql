@@ -37,9 +37,11 @@ CREATE INDEX documents_form_date ON documents(form, composition_date);
 CREATE TABLE document_versions (
     document_id TEXT NOT NULL REFERENCES documents(id),
     version BIGINT NOT NULL,
-    bundle_identifier TEXT NOT NULL UNIQUE,
+    bundle_identifier TEXT NOT NULL,
     input TEXT NOT NULL,
     bundle TEXT NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (document_id, version)
 );
+-- A signed version keeps the Bundle.identifier of the content it signs.
+CREATE INDEX document_versions_identifier ON document_versions(bundle_identifier);

@@ -3,6 +3,7 @@
 use crate::compose::Composer;
 use crate::config::{Config, Mode};
 use crate::documents::Documents;
+use crate::sign::{SignOptions, SigningCa, TargetMode};
 use crate::store::Store;
 use crate::web::{router, AppState};
 use std::sync::Arc;
@@ -26,10 +27,18 @@ pub async fn build(config: Config) -> anyhow::Result<(axum::Router, AppState)> {
             .map_err(|e| anyhow::anyhow!("creating the demo client: {e}"))?;
     }
     let composer = Arc::new(Composer::builtin()?);
-    let state = AppState {
-        config: Arc::new(config),
-        docs: Documents { store, composer },
+    let ca = match (&config.ca_cert, &config.ca_key) {
+        (Some(cert), Some(key)) => SigningCa::load_pem(cert, key, &config.ca_extra_anchors)?,
+        _ => SigningCa::load_or_create_dev(&config.data_dir)?,
     };
+    let sign_options = SignOptions {
+        target: if config.signature_target_bundle_id { TargetMode::BundleId } else { TargetMode::Hash },
+        claim_uz_core_profile: config.provenance_claim_profile,
+        narrative: true,
+        ..SignOptions::default()
+    };
+    let docs = Documents { store, composer, ca: Arc::new(ca), sign_options: Arc::new(sign_options) };
+    let state = AppState { config: Arc::new(config), docs };
     Ok((router(state.clone()), state))
 }
 

@@ -26,6 +26,10 @@ pub struct Config {
     pub token_ttl_secs: i64,
     /// Create the demo MIS client `demo-mis` / `demo-secret` (development only).
     pub demo_client: bool,
+    /// `Provenance.target` = `Bundle/<id>` instead of `#/` (R6 rule 3, for verifiers that need it).
+    pub signature_target_bundle_id: bool,
+    /// Claim `uz-core-provenance` on signing Provenances (servers after UZ Core 0.9.2).
+    pub provenance_claim_profile: bool,
 }
 
 fn env(k: &str) -> Option<String> {
@@ -76,6 +80,8 @@ impl Config {
                 && env("HUJJAT_DEMO_CLIENT")
                     .map(|v| v != "false" && v != "0")
                     .unwrap_or(true),
+            signature_target_bundle_id: env("HUJJAT_SIGNATURE_TARGET").is_some_and(|v| v == "bundle-id"),
+            provenance_claim_profile: env("HUJJAT_PROVENANCE_CLAIM_PROFILE").is_some_and(|v| v == "true" || v == "1"),
         };
         cfg.check()?;
         Ok(cfg)
@@ -121,6 +127,8 @@ impl Config {
             identity_provider: "dev".into(),
             token_ttl_secs: 3600,
             demo_client: true,
+            signature_target_bundle_id: false,
+            provenance_claim_profile: false,
         }
     }
 }

@@ -5,6 +5,7 @@ use crate::compose::{questionnaire, ComposeContext, Composer};
 use crate::error::{AppError, Issue};
 use crate::store::clients::Client;
 use crate::store::documents::{DocumentRow, NewVersion, VersionRow};
+use crate::sign::{self, SignError, SignOptions, Signer, SigningCa, VerificationReport, VerifyAt};
 use crate::store::Store;
 use serde_json::Value;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use uuid::Uuid;
 pub struct Documents {
     pub store: Store,
     pub composer: Arc<Composer>,
+    pub ca: Arc<SigningCa>,
+    pub sign_options: Arc<SignOptions>,
 }
 
 pub struct Stored {
@@ -222,6 +225,55 @@ impl Documents {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("document {id} has no version {n}")))?;
         Ok((doc, v))
+    }
+}
+
+impl From<SignError> for AppError {
+    fn from(e: SignError) -> Self {
+        match e {
+            SignError::Signer(m) => AppError::Forbidden(format!("this practitioner cannot sign this document: {m}")),
+            SignError::Document(m) => AppError::Conflict(format!("the document cannot be signed: {m}")),
+            other => AppError::Internal(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+impl Documents {
+    /// Sign version `version` of a document for an authenticated practitioner. This is the only
+    /// way to sign: the iframe flow calls it after a fresh oneID login; there is no HTTP endpoint
+    /// that signs without one. The signed Bundle becomes the next version; the content is frozen.
+    pub async fn sign(&self, id: &str, version: i64, signer: &Signer) -> Result<Stored, AppError> {
+        let doc = self.store.document(id).await?.ok_or_else(|| AppError::NotFound(format!("no document {id}")))?;
+        if doc.version != version {
+            return Err(AppError::PreconditionFailed(format!(
+                "the document changed since version {version} was shown (now {}); show it again before signing",
+                doc.version
+            )));
+        }
+        let v = self.store.version(id, version).await?.ok_or_else(|| AppError::NotFound(format!("no version {version}")))?;
+        let bundle: Value = serde_json::from_str(&v.bundle).map_err(|e| AppError::Internal(e.into()))?;
+        let (signed, record) = sign::sign_document(&bundle, &self.ca, signer, &self.sign_options, chrono::Utc::now())?;
+        let text = serde_json::to_string(&signed).map_err(|e| AppError::Internal(e.into()))?;
+        let sig = crate::store::documents::NewSignature { signed_content_version: version, record: &record };
+        match self.store.add_signature(id, version, &v.bundle_identifier, &v.input, &text, &sig).await? {
+            Some(n) => {
+                tracing::info!(document = %id, version = n, certificate = %record.certificate_serial, "document signed");
+                Ok(Stored { id: id.to_string(), version: n, bundle: text })
+            }
+            None => Err(AppError::PreconditionFailed("the document changed while it was being signed; show it again".into())),
+        }
+    }
+
+    /// Verify the latest stored version of a client's document, at each signature's sigT
+    /// (short-lived certificates have expired by the time an archive looks).
+    pub async fn verify_stored(&self, client: &Client, id: &str) -> Result<VerificationReport, AppError> {
+        let (_doc, v) = self.read(client, id, None).await?;
+        Ok(sign::verify_bundle_json(v.bundle.as_bytes(), &self.ca.anchors(), VerifyAt::SigT))
+    }
+
+    /// Verify any Bundle (also third-party ones) against the configured trust anchors.
+    pub fn verify_bytes(&self, bytes: &[u8], at: VerifyAt) -> VerificationReport {
+        sign::verify_bundle_json(bytes, &self.ca.anchors(), at)
     }
 }
 

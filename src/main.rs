@@ -15,12 +15,24 @@ enum Cmd {
     Serve,
     /// Print the document Bundle for a form JSON file (no server, no database).
     Compose { file: PathBuf },
+    /// Verify the signatures of a document Bundle; exit 0 only when it has at least one signature
+    /// and every signature verifies (crypto, header rules, chain to an anchor, times).
+    Verify {
+        file: PathBuf,
+        /// trust anchor PEM file(s); default: the configured signing CA's anchors
+        #[arg(long)]
+        trust: Vec<PathBuf>,
+        /// verification time: `now` (default), `sigT`, or an RFC 3339 instant
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Some(Cmd::Compose { file }) => compose_file(&file),
+        Some(Cmd::Verify { file, trust, at }) => verify_file(&file, trust, at),
         None | Some(Cmd::Serve) => serve(),
     }
 }
@@ -97,4 +109,27 @@ fn compose_file(file: &PathBuf) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn verify_file(file: &std::path::Path, mut trust: Vec<PathBuf>, at: Option<String>) -> ExitCode {
+    if trust.is_empty() {
+        // the configured anchors: production PEMs, or the development CA under the data dir
+        if let Ok(cfg) = hujjat::config::Config::from_env() {
+            let anchors = match (&cfg.ca_cert, &cfg.ca_key) {
+                (Some(c), Some(k)) => hujjat::sign::SigningCa::load_pem(c, k, &cfg.ca_extra_anchors).ok(),
+                _ => {
+                    let dev = cfg.data_dir.join("signing-ca");
+                    dev.exists().then(|| hujjat::sign::SigningCa::load_or_create_dev(&cfg.data_dir).ok()).flatten()
+                }
+            };
+            if let Some(ca) = anchors {
+                let path = std::env::temp_dir().join(format!("hujjat-anchors-{}.pem", std::process::id()));
+                if std::fs::write(&path, ca.anchors_pem()).is_ok() {
+                    trust.push(path);
+                }
+            }
+        }
+    }
+    let code = hujjat::sign::cli_verify(file, &trust, at);
+    ExitCode::from(code.clamp(0, 255) as u8)
 }

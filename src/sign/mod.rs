@@ -1,44 +1,72 @@
 //! Signing and verification of FHIR R5 document Bundles under the FHIR R6 signature rules as
-//! pre-adopted by DHP (see `docs/signatures.md` of the shared docs).
+//! pre-adopted by DHP (shared docs: `signatures.md`, `dhp-platform.md` §4).
 //!
 //! # Public API
 //!
 //! * [`SigningCa`] — the signing CA.
-//!   [`SigningCa::load_pem`]`(chain, key, extra_anchors)` (production: PEM chain with the issuing CA
-//!   first, PKCS#8 PEM key, retired CA certificates that stay trusted),
-//!   [`SigningCa::load_or_create_dev`]`(data_dir)` (development: a P-256 CA generated once under
-//!   `<data_dir>/signing-ca/` and reused), [`SigningCa::anchors`] / [`SigningCa::anchors_pem`]
-//!   (every trust anchor, for `GET /trust/ca.pem`), [`SigningCa::issue_leaf`] (one short-lived leaf
-//!   for a caller-held public key), [`SigningCa::fingerprint_sha256_hex`].
+//!   - [`SigningCa::load_pem`]`(chain, key, extra_anchors)` — production: PEM chain with the
+//!     issuing CA first (then its issuers, if any), unencrypted PKCS#8 PEM key, and retired CA
+//!     certificates that stay trusted for verification. Errors ([`SignError::Ca`]) when a file is
+//!     unreadable, the key does not match, the first certificate is not a CA, the chain is out of
+//!     order, or a probe leaf does not validate up to the anchors (checked at load time).
+//!   - [`SigningCa::load_or_create_dev`]`(data_dir)` — development: a P-256 CA generated on first
+//!     use into `<data_dir>/signing-ca/{ca-cert.pem, ca-key.pem}` (key mode 0600), reused after.
+//!   - [`SigningCa::anchors`] / [`SigningCa::anchors_pem`] — every trust anchor (top of the chain
+//!     plus retired CAs); the PEM is what `GET /trust/ca.pem` serves.
+//!     [`SigningCa::add_anchor_pems`] adds retired CAs later.
+//!   - [`SigningCa::fingerprint_sha256_hex`] — to record in the database and refuse to start when
+//!     the configured CA changed unexpectedly (signatures.md §10.3).
+//!   - [`SigningCa::issue_leaf`] — one short-lived leaf for a caller-held public key.
 //! * [`sign_document`]`(bundle, ca, signer, opts, now)` → `(signed bundle, SignatureRecord)`.
-//!   Generates an ephemeral P-256 key, issues a leaf (`C=UZ, CN=<name>, serialNumber=<PINFL>`,
-//!   SAN URI `https://dhp.uz/fhir/core/sid/pid/uz/ni%7C<PINFL>`, valid T−60 s … T+10 min), signs
-//!   the `#document` payload as a detached compact ES256 JWS, appends the signing Provenance of
-//!   signatures.md §2.5 as the last entry, drops the key, and runs the verifier on the result
-//!   (self-check) before returning.
+//!   Finds the signer's PractitionerRole entry (via the Practitioner carrying the PINFL; error
+//!   [`SignError::Signer`] if none), generates an ephemeral P-256 key, issues the leaf
+//!   (`C=UZ, CN=<name>, serialNumber=<PINFL>`, SAN URI
+//!   `https://dhp.uz/fhir/core/sid/pid/uz/ni%7C<PINFL>`, valid T−60 s … T+10 min, keyUsage
+//!   digitalSignature + nonRepudiation critical, CA:FALSE critical, EKU documentSigning, random
+//!   159-bit serial), signs the `#document` payload as a detached compact ES256 JWS, drops the
+//!   key (PKCS#8 bytes in `Zeroizing`), appends the signing Provenance of signatures.md §2.5 as
+//!   the last entry, and runs the full verifier on the result (self-check,
+//!   [`SignError::SelfCheck`]) before returning. The input is not modified.
 //! * [`canonical_payload`]`(bundle)` — the exact signed bytes (RFC 8785, `…/json#document`);
-//!   [`payload_for`] for the other canonicalizations; [`jcs`] for any JSON value.
-//! * [`verify_bundle`]`(bundle, anchors, VerifyAt)` → [`VerificationReport`] (serializable);
-//!   [`verify_bundle_json`] does the same from raw bytes with strict parsing (duplicate keys,
-//!   unsafe integers, BOM) — prefer it for documents received from outside.
-//! * [`cli_verify`]`(file, trust, at)` → exit code (0 valid, 1 not, 2 usage/IO error).
+//!   [`payload_for`] for `…/json`, `#data`, `#static`; [`jcs`] for any JSON value (refuses
+//!   integers beyond ±(2^53−1)); [`parse_strict`] for duplicate keys and unsafe integers.
+//! * [`verify_bundle`]`(bundle, anchors, VerifyAt)` → [`VerificationReport`] (`Serialize`):
+//!   `ok`, `status` (valid / invalid / indeterminate), document `problems`, and per signature
+//!   every check (`{ok: true|false|null, reason}`, names as in `jws-verify`), the decoded header,
+//!   canonicalization, payload SHA-256 and length, the signer certificate (PINFL, name, serial),
+//!   the anchor matched and the time basis. [`verify_bundle_json`] does the same from raw bytes
+//!   with strict parsing — use it for documents received from outside.
+//! * [`cli_verify`]`(file, trust, at)` → exit code (0: ≥ 1 signature and all verify; 1: not;
+//!   2: usage or I/O error); [`parse_at`] parses `--at` (`now`, `sigT`, RFC 3339 with zone).
 //!
 //! # Decisions
 //!
-//! * The header carries `kid` = `x5t#S256` = base64url SHA-256 of the leaf DER (issue 3 asks for
-//!   `kid`; signatures.md §3 says none; both the oracle and HL7 tooling accept it).
-//! * `agent[0].type` is `provenance-participant-type#author` only (§2.5 exactly); set
-//!   [`SignOptions::agent_type_astm`] to add the ASTM purpose coding there too.
-//! * Trust: with no anchors the `trust` check is *not evaluated* (`ok: null`), the signature can
-//!   still be `ok` (as `jws-verify` without `--trust`), and its `status` is `indeterminate`.
-//!   Callers that decide on trust must pass anchors and look at [`Status::Valid`] /
-//!   [`VerificationReport::status`]. The R6 worked example is self-signed without a KeyUsage
-//!   extension: it verifies (crypto, chain, validity at sigT, identity) with status
-//!   `indeterminate` when no anchors are given; with itself as the anchor it is trusted but fails
-//!   `keyUsage` (a signing certificate must assert digitalSignature), exactly as `jws-verify`.
-//! * Verification time: [`VerifyAt::Now`] checks the whole path at now (a 10-minute leaf
-//!   is expired soon after signing); archives use [`VerifyAt::SigT`]; the leaf must always cover
-//!   `sigT`.
+//! * The header is `alg, typ, kid, x5c, x5t#S256, sigT, srCms, canon`; `kid` = `x5t#S256` =
+//!   base64url SHA-256 of the leaf DER (issue 3 asks for `kid`; signatures.md §3 says none;
+//!   `jws-verify` accepts it). `x5c` = [leaf, issuing CA, intermediates] without a self-signed
+//!   root when the configured chain has one; the root is then the anchor.
+//! * `agent[0].type` is `provenance-participant-type#author` only (§2.5 exactly);
+//!   [`SignOptions::agent_type_astm`] adds the ASTM purpose coding. `Signature.type` is the
+//!   national coding (default `biometricAuth`) plus the ASTM purpose. `meta.profile` only with
+//!   [`SignOptions::claim_uz_core_profile`]; `Provenance.text` only with
+//!   [`SignOptions::narrative`].
+//! * Trust: with no anchors the `trust` check is *not evaluated* (`ok: null`); nothing fails,
+//!   so `ok` is true (as `jws-verify` without `--trust`), but the `status` is `indeterminate`.
+//!   Decide on [`Status::Valid`], and always pass anchors. The R6 worked example (self-signed,
+//!   no KeyUsage) verifies at its signing time without anchors (status `indeterminate`); with
+//!   itself as the anchor it is trusted but fails `keyUsage`, exactly like `jws-verify --trust`.
+//! * Path validation: the chain check (each `x5c` certificate issued and signed by the next, a CA
+//!   with keyCertSign) is done step by step for precise reasons; the trust check is OpenSSL's
+//!   RFC 5280 validation (partial chains allowed, time excluded) to a configured anchor — a CA
+//!   in `x5c` is never trusted by itself.
+//! * Verification time: [`VerifyAt::Now`] evaluates the whole path at now, so a 10-minute leaf
+//!   fails soon after signing; stored documents are verified with [`VerifyAt::SigT`] (the time
+//!   basis is the service-claimed `sigT`, no trusted timestamp yet). The leaf must always
+//!   cover `sigT`, and `sigT` may not lie more than 5 minutes after the verification time.
+//! * Signer identity: every `who.identifier.value` must equal the certificate DN, a subject
+//!   attribute or a SAN; a `who` reference that resolves to PractitionerRole → Practitioner must
+//!   carry the certificate's PINFL; the CN is compared with `Practitioner.name` for information
+//!   only (`signerName`, never failing: registries spell names differently).
 
 pub mod ca;
 pub mod canon;

@@ -174,3 +174,106 @@ async fn insert_version(
     .await?;
     Ok(())
 }
+
+/// What the store keeps of one signature.
+pub struct NewSignature<'a> {
+    pub signed_content_version: i64,
+    pub record: &'a crate::sign::SignatureRecord,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignatureRow {
+    pub version: i64,
+    pub signed_content_version: i64,
+    pub signer_pinfl: String,
+    pub signer_name: String,
+    pub signer_role: String,
+    pub purpose: String,
+    pub signed_at: String,
+    pub certificate_serial: String,
+    pub payload_sha256: String,
+}
+
+impl Store {
+    /// Store a signed version if the current one is `expected`; `Ok(None)` when it is not.
+    /// The document is frozen from here on (state `signed`): only further signatures are accepted.
+    pub async fn add_signature(
+        &self,
+        id: &str,
+        expected: i64,
+        bundle_identifier: &str,
+        input: &str,
+        bundle: &str,
+        sig: &NewSignature<'_>,
+    ) -> Result<Option<i64>, AppError> {
+        let t = now();
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE documents SET version = version + 1, updated_at = $1, state = 'signed'
+             WHERE id = $2 AND version = $3 AND state IN ('draft', 'signed')",
+        )
+        .bind(&t)
+        .bind(id)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let next = expected + 1;
+        let v = NewVersion { bundle_identifier, input, bundle, patient_pinfl: None, composition_date: None };
+        insert_version(&mut tx, id, next, &v, &t).await?;
+        let rec = sig.record;
+        sqlx::query(
+            "INSERT INTO signatures (document_id, version, signed_content_version, signer_pinfl, signer_name, signer_role,
+                purpose, signed_at, certificate_serial, certificate_sha256, leaf_pem, payload_sha256, provenance_full_url, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(id)
+        .bind(next)
+        .bind(sig.signed_content_version)
+        .bind(&rec.pinfl)
+        .bind(&rec.name)
+        .bind(&rec.role)
+        .bind(&rec.purpose)
+        .bind(&rec.sig_t)
+        .bind(&rec.certificate_serial)
+        .bind(&rec.certificate_sha256)
+        .bind(&rec.leaf_pem)
+        .bind(&rec.payload_sha256)
+        .bind(&rec.provenance_full_url)
+        .bind(&t)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(next))
+    }
+
+    pub async fn signatures(&self, id: &str) -> Result<Vec<SignatureRow>, AppError> {
+        let rows = sqlx::query(
+            "SELECT version, signed_content_version, signer_pinfl, signer_name, signer_role, purpose, signed_at,
+                    certificate_serial, payload_sha256
+             FROM signatures WHERE document_id = $1 ORDER BY version",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| -> Result<SignatureRow, sqlx::Error> {
+                Ok(SignatureRow {
+                    version: r.try_get("version")?,
+                    signed_content_version: r.try_get("signed_content_version")?,
+                    signer_pinfl: r.try_get("signer_pinfl")?,
+                    signer_name: r.try_get("signer_name")?,
+                    signer_role: r.try_get("signer_role")?,
+                    purpose: r.try_get("purpose")?,
+                    signed_at: r.try_get("signed_at")?,
+                    certificate_serial: r.try_get("certificate_serial")?,
+                    payload_sha256: r.try_get("payload_sha256")?,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+    }
+}

@@ -43,6 +43,10 @@ pub fn router(state: AppState) -> Router {
         .route("/documents/{id}/_history/{version}", get(read_version))
         .route("/documents/{id}/preview", get(preview_document))
         .route("/static/preview.css", get(preview_css))
+        .route("/trust/ca.pem", get(trust_anchors))
+        .route("/$verify", post(verify_any))
+        .route("/documents/{id}/$verify", get(verify_document))
+        .route("/documents/{id}/signatures", get(document_signatures))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -142,41 +146,35 @@ async fn form_questionnaire(
     ))
 }
 
-/// Read a JSON body: 415 unless JSON, 413 over 1 MiB, 400 if malformed.
-pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, AppError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+/// 415 unless the body is JSON (`application/json` or `application/fhir+json`).
+fn require_json(headers: &HeaderMap) -> Result<(), AppError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime != "application/json" && mime != "application/fhir+json" {
         return Err(AppError::UnsupportedMediaType(format!(
-            "send Content-Type: application/json (form data) or application/fhir+json (QuestionnaireResponse), not `{ct}`"
+            "send Content-Type: application/json (form data) or application/fhir+json (FHIR resources), not `{ct}`"
         )));
     }
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    Ok(())
+}
+
+/// The body's bytes; 413 over 1 MiB (by Content-Length at once, else while reading).
+async fn body_bytes(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, AppError> {
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
         if len > MAX_BODY {
             return Err(AppError::PayloadTooLarge);
         }
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| AppError::PayloadTooLarge)?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| AppError::PayloadTooLarge)
+}
+
+/// Read a JSON object body: 415 unless JSON, 413 over 1 MiB, 400 if malformed.
+pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, AppError> {
+    require_json(headers)?;
+    let bytes = body_bytes(headers, body).await?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     if !v.is_object() {
-        return Err(AppError::BadRequest(
-            "the body must be a JSON object".into(),
-        ));
+        return Err(AppError::BadRequest("the body must be a JSON object".into()));
     }
     Ok(v)
 }
@@ -316,4 +314,43 @@ async fn preview_css() -> Response {
         HeaderValue::from_static("text/css; charset=utf-8"),
     );
     r
+}
+
+async fn trust_anchors(State(st): State<AppState>) -> Response {
+    let mut r = st.docs.ca.anchors_pem().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"));
+    r
+}
+
+#[derive(serde::Deserialize)]
+struct VerifyQuery {
+    /// `sigT` (default: each signature at its claimed signing time), `now`, or an instant
+    at: Option<String>,
+}
+
+/// `POST /$verify`: any Bundle (also third-party, also a legacy root `Bundle.signature`) → report.
+async fn verify_any(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<VerifyQuery>,
+    req: Request,
+) -> Result<Response, AppError> {
+    let at = crate::sign::parse_at(Some(q.at.as_deref().unwrap_or("sigT")))
+        .map_err(|e| AppError::BadRequest(format!("at: {e}")))?;
+    let (parts, body) = req.into_parts();
+    require_json(&parts.headers)?;
+    // the verifier parses the bytes itself, strictly (duplicate keys, unsafe integers)
+    let bytes = body_bytes(&parts.headers, body).await?;
+    let report = st.docs.verify_bytes(&bytes, at);
+    Ok(Json(report).into_response())
+}
+
+async fn verify_document(State(st): State<AppState>, client: MisClient, Path(id): Path<String>) -> Result<Response, AppError> {
+    let report = st.docs.verify_stored(&client.0, &id).await?;
+    Ok(Json(report).into_response())
+}
+
+async fn document_signatures(State(st): State<AppState>, client: MisClient, Path(id): Path<String>) -> Result<Response, AppError> {
+    st.docs.owned(&client.0, &id).await?;
+    let sigs = st.docs.store.signatures(&id).await?;
+    Ok(Json(json!({"document": id, "signatures": sigs})).into_response())
 }
