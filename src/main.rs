@@ -22,6 +22,10 @@ enum Cmd {
         /// trust anchor PEM file(s); default: the configured signing CA's anchors
         #[arg(long)]
         trust: Vec<PathBuf>,
+        /// check everything but the trust anchor (the report says `indeterminate`), e.g. for the
+        /// R6 worked example, whose certificate no anchor of ours issued
+        #[arg(long, conflicts_with = "trust")]
+        no_trust: bool,
         /// verification time: `now` (default), `sigT`, or an RFC 3339 instant
         #[arg(long)]
         at: Option<String>,
@@ -32,7 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Some(Cmd::Compose { file }) => compose_file(&file),
-        Some(Cmd::Verify { file, trust, at }) => verify_file(&file, trust, at),
+        Some(Cmd::Verify { file, trust, no_trust, at }) => verify_file(&file, trust, no_trust, at),
         None | Some(Cmd::Serve) => serve(),
     }
 }
@@ -111,25 +115,44 @@ fn compose_file(file: &PathBuf) -> ExitCode {
     }
 }
 
-fn verify_file(file: &std::path::Path, mut trust: Vec<PathBuf>, at: Option<String>) -> ExitCode {
-    if trust.is_empty() {
+fn verify_file(file: &std::path::Path, mut trust: Vec<PathBuf>, no_trust: bool, at: Option<String>) -> ExitCode {
+    let mut temp = None;
+    if trust.is_empty() && !no_trust {
         // the configured anchors: production PEMs, or the development CA under the data dir
-        if let Ok(cfg) = hujjat::config::Config::from_env() {
-            let anchors = match (&cfg.ca_cert, &cfg.ca_key) {
-                (Some(c), Some(k)) => hujjat::sign::SigningCa::load_pem(c, k, &cfg.ca_extra_anchors).ok(),
-                _ => {
-                    let dev = cfg.data_dir.join("signing-ca");
-                    dev.exists().then(|| hujjat::sign::SigningCa::load_or_create_dev(&cfg.data_dir).ok()).flatten()
-                }
-            };
-            if let Some(ca) = anchors {
+        let ca = match hujjat::config::Config::from_env() {
+            Ok(cfg) => match (&cfg.ca_cert, &cfg.ca_key) {
+                (Some(c), Some(k)) => hujjat::sign::SigningCa::load_pem(c, k, &cfg.ca_extra_anchors).map(Some),
+                _ if cfg.data_dir.join("signing-ca").exists() => hujjat::sign::SigningCa::load_or_create_dev(&cfg.data_dir).map(Some),
+                _ => Ok(None),
+            },
+            Err(e) => {
+                eprintln!("hujjat verify: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match ca {
+            Ok(Some(ca)) => {
                 let path = std::env::temp_dir().join(format!("hujjat-anchors-{}.pem", std::process::id()));
-                if std::fs::write(&path, ca.anchors_pem()).is_ok() {
-                    trust.push(path);
+                if let Err(e) = std::fs::write(&path, ca.anchors_pem()) {
+                    eprintln!("hujjat verify: {e}");
+                    return ExitCode::from(2);
                 }
+                trust.push(path.clone());
+                temp = Some(path);
+            }
+            Ok(None) => {
+                eprintln!("hujjat verify: no trust anchors configured here: pass --trust CA.pem (or --no-trust)");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("hujjat verify: the configured signing CA cannot be loaded: {e}");
+                return ExitCode::from(2);
             }
         }
     }
     let code = hujjat::sign::cli_verify(file, &trust, at);
+    if let Some(t) = temp {
+        let _ = std::fs::remove_file(t);
+    }
     ExitCode::from(code.clamp(0, 255) as u8)
 }
