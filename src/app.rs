@@ -17,12 +17,7 @@ pub async fn build(config: Config) -> anyhow::Result<(axum::Router, AppState)> {
     let store = Store::connect(&config.database_url).await?;
     if config.demo_client && config.mode == Mode::Development {
         store
-            .ensure_client(
-                DEMO_CLIENT_ID,
-                "Demo hospital MIS",
-                DEMO_CLIENT_SECRET,
-                &[DEMO_EMBED_ORIGIN.to_string()],
-            )
+            .ensure_client(DEMO_CLIENT_ID, "Demo hospital MIS", DEMO_CLIENT_SECRET, &[DEMO_EMBED_ORIGIN.to_string()])
             .await
             .map_err(|e| anyhow::anyhow!("creating the demo client: {e}"))?;
     }
@@ -55,12 +50,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  forms:          {u}/forms");
     println!("  compose:        curl -u {DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET} -H 'Content-Type: application/json' --data @form.json {u}/forms/003/documents");
     println!("  health:         {u}/healthz");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -90,8 +82,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

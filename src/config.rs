@@ -50,9 +50,8 @@ impl Config {
             .parse()
             .map_err(|e| anyhow::anyhow!("HUJJAT_LISTEN: {e}"))?;
         let data_dir = PathBuf::from(env("HUJJAT_DATA_DIR").unwrap_or_else(|| "./data".into()));
-        let database_url = env("DATABASE_URL").unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", data_dir.join("hujjat.db").display())
-        });
+        let database_url = env("DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("hujjat.db").display()));
         let public_url = env("HUJJAT_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}"));
         let identity_provider = env("HUJJAT_IDENTITY_PROVIDER").unwrap_or_else(|| {
             if mode == Mode::Development {
@@ -73,13 +72,9 @@ impl Config {
                 .map(|s| s.split(',').map(|p| PathBuf::from(p.trim())).collect())
                 .unwrap_or_default(),
             identity_provider,
-            token_ttl_secs: env("HUJJAT_TOKEN_TTL_SECS")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(3600),
+            token_ttl_secs: env("HUJJAT_TOKEN_TTL_SECS").and_then(|s| s.parse().ok()).unwrap_or(3600),
             demo_client: mode == Mode::Development
-                && env("HUJJAT_DEMO_CLIENT")
-                    .map(|v| v != "false" && v != "0")
-                    .unwrap_or(true),
+                && env("HUJJAT_DEMO_CLIENT").map(|v| v != "false" && v != "0").unwrap_or(true),
             signature_target_bundle_id: env("HUJJAT_SIGNATURE_TARGET").is_some_and(|v| v == "bundle-id"),
             provenance_claim_profile: env("HUJJAT_PROVENANCE_CLAIM_PROFILE").is_some_and(|v| v == "true" || v == "1"),
         };
@@ -100,15 +95,10 @@ impl Config {
             problems.push("the development oneID (HUJJAT_IDENTITY_PROVIDER=dev, the default) is not allowed: set it to `oneid` or `oidc`");
         }
         if self.ca_cert.is_none() || self.ca_key.is_none() {
-            problems.push(
-                "the development signing CA is not allowed: set HUJJAT_CA_CERT and HUJJAT_CA_KEY",
-            );
+            problems.push("the development signing CA is not allowed: set HUJJAT_CA_CERT and HUJJAT_CA_KEY");
         }
         if !problems.is_empty() {
-            anyhow::bail!(
-                "HUJJAT_MODE=production refuses to start:\n  - {}",
-                problems.join("\n  - ")
-            );
+            anyhow::bail!("HUJJAT_MODE=production refuses to start:\n  - {}", problems.join("\n  - "));
         }
         Ok(())
     }

@@ -3,9 +3,9 @@
 
 use crate::compose::{questionnaire, ComposeContext, Composer};
 use crate::error::{AppError, Issue};
+use crate::sign::{self, SignError, SignOptions, Signer, SigningCa, VerificationReport, VerifyAt};
 use crate::store::clients::Client;
 use crate::store::documents::{DocumentRow, NewVersion, VersionRow};
-use crate::sign::{self, SignError, SignOptions, Signer, SigningCa, VerificationReport, VerifyAt};
 use crate::store::Store;
 use serde_json::Value;
 use std::sync::Arc;
@@ -40,16 +40,12 @@ pub fn etag(version: i64) -> String {
 impl Documents {
     /// Form JSON, or a QuestionnaireResponse answering the form's Questionnaire → form JSON.
     fn form_input(&self, form: &str, body: Value) -> Result<Value, AppError> {
-        let def = self
-            .composer
-            .get(form)
-            .ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
-        let input =
-            if body.get("resourceType").and_then(Value::as_str) == Some("QuestionnaireResponse") {
-                questionnaire::response_to_input(def, &body)?
-            } else {
-                body
-            };
+        let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
+        let input = if body.get("resourceType").and_then(Value::as_str) == Some("QuestionnaireResponse") {
+            questionnaire::response_to_input(def, &body)?
+        } else {
+            body
+        };
         match input.get("form") {
             Some(Value::String(f)) if f == &def.form => Ok(input),
             Some(Value::String(f)) => Err(AppError::Invalid(vec![Issue::new(
@@ -61,28 +57,15 @@ impl Documents {
         }
     }
 
-    fn compose(
-        &self,
-        form: &str,
-        input: &Value,
-        document_id: Uuid,
-    ) -> Result<(Value, String, Uuid), AppError> {
-        let def = self
-            .composer
-            .get(form)
-            .ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
+    fn compose(&self, form: &str, input: &Value, document_id: Uuid) -> Result<(Value, String, Uuid), AppError> {
+        let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
         let ctx = ComposeContext::new(document_id, chrono::Local::now().fixed_offset());
         let bundle = def.compose(input, &ctx)?;
         let text = serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))?;
         Ok((bundle, text, ctx.bundle_id))
     }
 
-    pub async fn create(
-        &self,
-        client: &Client,
-        form: &str,
-        body: Value,
-    ) -> Result<Stored, AppError> {
+    pub async fn create(&self, client: &Client, form: &str, body: Value) -> Result<Stored, AppError> {
         let input = self.form_input(form, body)?;
         let id = match input.get("documentId").and_then(Value::as_str) {
             Some(s) => Uuid::parse_str(s).map_err(|_| {
@@ -97,11 +80,7 @@ impl Documents {
         let (bundle, text, bundle_id) = self.compose(form, &input, id)?;
         let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
         let (pinfl, date) = index_fields(&input, &bundle);
-        let def_form = self
-            .composer
-            .get(form)
-            .map(|d| d.form.clone())
-            .unwrap_or_default();
+        let def_form = self.composer.get(form).map(|d| d.form.clone()).unwrap_or_default();
         self.store
             .create_document(
                 &id.to_string(),
@@ -117,11 +96,7 @@ impl Documents {
             )
             .await?;
         tracing::info!(document = %id, form = %def_form, client = %client.id, "document created");
-        Ok(Stored {
-            id: id.to_string(),
-            version: 1,
-            bundle: text,
-        })
+        Ok(Stored { id: id.to_string(), version: 1, bundle: text })
     }
 
     pub async fn update(
@@ -133,14 +108,10 @@ impl Documents {
     ) -> Result<Stored, AppError> {
         let doc = self.owned(client, id).await?;
         let expected = if_match.ok_or_else(|| {
-            AppError::PreconditionFailed(
-                "If-Match is required to change a document (send the ETag you read)".into(),
-            )
+            AppError::PreconditionFailed("If-Match is required to change a document (send the ETag you read)".into())
         })?;
         let expected = parse_etag(expected).ok_or_else(|| {
-            AppError::PreconditionFailed(format!(
-                "If-Match `{expected}` is not a version ETag like W/\"1\""
-            ))
+            AppError::PreconditionFailed(format!("If-Match `{expected}` is not a version ETag like W/\"1\""))
         })?;
         if doc.state != "draft" {
             return Err(AppError::Conflict(format!(
@@ -182,20 +153,13 @@ impl Documents {
         match v {
             Some(version) => {
                 tracing::info!(document = %id, version, "document updated");
-                Ok(Stored {
-                    id: id.to_string(),
-                    version,
-                    bundle: text,
-                })
+                Ok(Stored { id: id.to_string(), version, bundle: text })
             }
             None => {
                 // Lost the race, or the document was frozen meanwhile.
                 let now = self.owned(client, id).await?;
                 if now.state != "draft" {
-                    Err(AppError::Conflict(format!(
-                        "document {id} is {}: its content is frozen",
-                        now.state
-                    )))
+                    Err(AppError::Conflict(format!("document {id} is {}: its content is frozen", now.state)))
                 } else {
                     Err(AppError::PreconditionFailed("Version is mismatch".into()))
                 }
@@ -250,7 +214,11 @@ impl Documents {
                 doc.version
             )));
         }
-        let v = self.store.version(id, version).await?.ok_or_else(|| AppError::NotFound(format!("no version {version}")))?;
+        let v = self
+            .store
+            .version(id, version)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no version {version}")))?;
         let bundle: Value = serde_json::from_str(&v.bundle).map_err(|e| AppError::Internal(e.into()))?;
         let (signed, record) = sign::sign_document(&bundle, &self.ca, signer, &self.sign_options, chrono::Utc::now())?;
         let text = serde_json::to_string(&signed).map_err(|e| AppError::Internal(e.into()))?;
@@ -260,7 +228,9 @@ impl Documents {
                 tracing::info!(document = %id, version = n, certificate = %record.certificate_serial, "document signed");
                 Ok(Stored { id: id.to_string(), version: n, bundle: text })
             }
-            None => Err(AppError::PreconditionFailed("the document changed while it was being signed; show it again".into())),
+            None => Err(AppError::PreconditionFailed(
+                "the document changed while it was being signed; show it again".into(),
+            )),
         }
     }
 
@@ -278,11 +248,7 @@ impl Documents {
 }
 
 fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>) {
-    let pinfl = input
-        .get("patient")
-        .and_then(|p| p.get("pinfl"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let pinfl = input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(str::to_string);
     let date = bundle
         .get("entry")
         .and_then(|e| e.get(0))

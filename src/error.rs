@@ -15,16 +15,8 @@ pub struct Issue {
 }
 
 impl Issue {
-    pub fn new(
-        code: &'static str,
-        expression: impl Into<Option<String>>,
-        diagnostics: impl Into<String>,
-    ) -> Self {
-        Issue {
-            code,
-            expression: expression.into(),
-            diagnostics: diagnostics.into(),
-        }
+    pub fn new(code: &'static str, expression: impl Into<Option<String>>, diagnostics: impl Into<String>) -> Self {
+        Issue { code, expression: expression.into(), diagnostics: diagnostics.into() }
     }
 }
 
@@ -96,9 +88,7 @@ impl AppError {
             AppError::MethodNotAllowed => one("not-supported", "method not allowed".into()),
             AppError::Conflict(m) => one("conflict", m.clone()),
             AppError::PreconditionFailed(m) => one("invalid", m.clone()),
-            AppError::PayloadTooLarge => {
-                one("too-costly", "the request body is larger than 1 MiB".into())
-            }
+            AppError::PayloadTooLarge => one("too-costly", "the request body is larger than 1 MiB".into()),
             AppError::UnsupportedMediaType(m) => one("not-supported", m.clone()),
             AppError::Unavailable(m) => one("transient", m.clone()),
             // Never leak internals to the client; the log has them.
@@ -135,8 +125,7 @@ impl IntoResponse for AppError {
         let status = self.status();
         let body = serde_json::to_vec(&self.outcome()).unwrap_or_default();
         let mut resp = (status, body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
         if let AppError::Unauthorized(_) = self {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

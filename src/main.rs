@@ -44,10 +44,7 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUJJAT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
 }
 
 fn serve() -> ExitCode {
@@ -105,10 +102,7 @@ fn compose_file(file: &PathBuf) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&e.outcome()).unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(&e.outcome()).unwrap_or_default());
             eprintln!("hujjat compose: {e}");
             ExitCode::from(1)
         }
@@ -122,7 +116,9 @@ fn verify_file(file: &std::path::Path, mut trust: Vec<PathBuf>, no_trust: bool, 
         let ca = match hujjat::config::Config::from_env() {
             Ok(cfg) => match (&cfg.ca_cert, &cfg.ca_key) {
                 (Some(c), Some(k)) => hujjat::sign::SigningCa::load_pem(c, k, &cfg.ca_extra_anchors).map(Some),
-                _ if cfg.data_dir.join("signing-ca").exists() => hujjat::sign::SigningCa::load_or_create_dev(&cfg.data_dir).map(Some),
+                _ if cfg.data_dir.join("signing-ca").exists() => {
+                    hujjat::sign::SigningCa::load_or_create_dev(&cfg.data_dir).map(Some)
+                }
                 _ => Ok(None),
             },
             Err(e) => {

@@ -101,7 +101,14 @@ async fn authentication_basic_and_bearer() {
     assert!(r.headers().contains_key("www-authenticate"));
     assert!(ct(&r).starts_with("application/fhir+json"));
     // wrong secret
-    let r = app.http.post(app.url("/forms/003/documents")).basic_auth("demo-mis", Some("nope")).json(&input).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/forms/003/documents"))
+        .basic_auth("demo-mis", Some("nope"))
+        .json(&input)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // token endpoint
     let r = app
@@ -139,7 +146,8 @@ async fn authentication_basic_and_bearer() {
     let token = tok["access_token"].as_str().unwrap();
     let r = app.http.post(app.url("/forms/003/documents")).bearer_auth(token).json(&input).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = app.http.post(app.url("/forms/003/documents")).bearer_auth("not-a-token").json(&input).send().await.unwrap();
+    let r =
+        app.http.post(app.url("/forms/003/documents")).bearer_auth("not-a-token").json(&input).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 

@@ -35,7 +35,11 @@ fn compose_reports_problems_with_paths_and_exit_1() {
         oo["issue"].as_array().unwrap().iter().filter_map(|i| i["expression"][0].as_str().map(String::from)).collect();
     assert!(exprs.contains(&"patient.pinfl".to_string()), "{exprs:?}");
     assert!(exprs.contains(&"responsiblePersons.attendingDoctor".to_string()), "{exprs:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_hujjat")).arg("compose").arg(dir.path().join("missing.json")).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hujjat"))
+        .arg("compose")
+        .arg(dir.path().join("missing.json"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -69,7 +73,9 @@ fn the_r6_worked_example_verifies_at_its_signing_time_and_fails_when_changed() {
     fn leaves(v: &serde_json::Value, path: String, out: &mut Vec<String>) {
         match v {
             serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| leaves(x, format!("{path}/{k}"), out)),
-            serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| leaves(x, format!("{path}/{i}"), out)),
+            serde_json::Value::Array(a) => {
+                a.iter().enumerate().for_each(|(i, x)| leaves(x, format!("{path}/{i}"), out))
+            }
             _ => out.push(path),
         }
     }

@@ -14,11 +14,8 @@ use std::path::PathBuf;
 fn signer_for(input: &Value, pinfl: &str) -> Signer {
     let p = input["practitioners"].as_array().unwrap().iter().find(|p| p["pinfl"] == pinfl).unwrap();
     let n = &p["name"];
-    let name = [&n["family"], &n["given"], &n["patronymic"]]
-        .iter()
-        .filter_map(|x| x.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let name =
+        [&n["family"], &n["given"], &n["patronymic"]].iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ");
     Signer {
         pinfl: pinfl.to_string(),
         name: name.chars().take(64).collect(),
@@ -33,7 +30,13 @@ fn attending(input: &Value) -> String {
 /// Another practitioner of the document than the attending doctor, if any.
 fn second(input: &Value) -> Option<String> {
     let a = attending(input);
-    input["practitioners"].as_array().unwrap().iter().filter_map(|p| p["pinfl"].as_str()).find(|p| *p != a).map(str::to_string)
+    input["practitioners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["pinfl"].as_str())
+        .find(|p| *p != a)
+        .map(str::to_string)
 }
 
 #[tokio::test]
@@ -104,7 +107,8 @@ async fn sign_freeze_countersign_and_verify() {
         .await
         .unwrap();
     assert_eq!(report["ok"], true, "{report:#}");
-    let latest = app.http.get(app.url(&loc)).basic_auth(DEMO.0, Some(DEMO.1)).send().await.unwrap().text().await.unwrap();
+    let latest =
+        app.http.get(app.url(&loc)).basic_auth(DEMO.0, Some(DEMO.1)).send().await.unwrap().text().await.unwrap();
     // any Bundle can be verified, also pretty-printed; a tampered one is refused
     let mut pretty: Value = serde_json::from_str(&latest).unwrap();
     let r: Value = app.http.post(app.url("/$verify")).json(&pretty).send().await.unwrap().json().await.unwrap();
@@ -122,7 +126,8 @@ async fn sign_freeze_countersign_and_verify() {
     std::fs::write(dir.path().join("ca.pem"), &pem).unwrap();
     let f = dir.path().join("signed.json");
     std::fs::write(&f, &latest).unwrap();
-    let out = oracle("jws-verify", &["--summary", "--trust", dir.path().join("ca.pem").to_str().unwrap()], &[f.clone()]);
+    let out =
+        oracle("jws-verify", &["--summary", "--trust", dir.path().join("ca.pem").to_str().unwrap()], &[f.clone()]);
     assert!(out.contains("2 signature"), "{out}");
     // and so does `hujjat verify`
     let st = std::process::Command::new(env!("CARGO_BIN_EXE_hujjat"))

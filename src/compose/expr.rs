@@ -58,14 +58,7 @@ pub struct Env<'a> {
 
 impl<'s> Scope<'s> {
     pub fn child(&'s self, at: &'s Value, index: usize, name: Option<&'s str>) -> Scope<'s> {
-        Scope {
-            root: self.root,
-            at: Some(at),
-            index: Some(index),
-            name,
-            parent: Some(self),
-            env: self.env,
-        }
+        Scope { root: self.root, at: Some(at), index: Some(index), name, parent: Some(self), env: self.env }
     }
 
     fn var(&self, name: &str) -> Option<&'s Value> {
@@ -109,10 +102,7 @@ pub fn parse(src: &str) -> Result<Expr, String> {
     let mut p = Parser { toks, pos: 0 };
     let e = p.or()?;
     if p.pos != p.toks.len() {
-        return Err(format!(
-            "unexpected `{}` in expression `{src}`",
-            p.toks[p.pos].text()
-        ));
+        return Err(format!("unexpected `{}` in expression `{src}`", p.toks[p.pos].text()));
     }
     Ok(e)
 }
@@ -139,9 +129,8 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
     let cs: Vec<char> = src.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
-    const SYMS: [&str; 19] = [
-        "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ".", ",", "$", "@", "+", "-",
-    ];
+    const SYMS: [&str; 19] =
+        ["==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ".", ",", "$", "@", "+", "-"];
     'outer: while i < cs.len() {
         let c = cs[i];
         if c.is_whitespace() {
@@ -186,9 +175,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                 i += 1;
             }
             let t: String = cs[start..i].iter().collect();
-            let n: f64 = t
-                .parse()
-                .map_err(|_| format!("bad number `{t}` in `{src}`"))?;
+            let n: f64 = t.parse().map_err(|_| format!("bad number `{t}` in `{src}`"))?;
             out.push(Tok::Num(n, t));
             continue;
         }
@@ -234,10 +221,7 @@ impl Parser {
         if self.eat(s) {
             Ok(())
         } else {
-            Err(format!(
-                "expected `{s}`, found {:?}",
-                self.peek().map(|t| t.text())
-            ))
+            Err(format!("expected `{s}`, found {:?}", self.peek().map(|t| t.text())))
         }
     }
     fn or(&mut self) -> Result<Expr, String> {
@@ -296,9 +280,7 @@ impl Parser {
                         self.pos += 1;
                         e = Expr::Field(Box::new(e), name);
                     }
-                    other => {
-                        return Err(format!("expected a field name after `.`, found {other:?}"))
-                    }
+                    other => return Err(format!("expected a field name after `.`, found {other:?}")),
                 }
             } else if self.eat("[") {
                 match (self.toks.get(self.pos).cloned(), self.toks.get(self.pos + 1)) {
@@ -318,11 +300,7 @@ impl Parser {
         }
     }
     fn primary(&mut self) -> Result<Expr, String> {
-        let t = self
-            .toks
-            .get(self.pos)
-            .cloned()
-            .ok_or("unexpected end of expression")?;
+        let t = self.toks.get(self.pos).cloned().ok_or("unexpected end of expression")?;
         self.pos += 1;
         match t {
             Tok::Sym("$") => Ok(Expr::Root),
@@ -341,9 +319,7 @@ impl Parser {
                 Ok(e)
             }
             Tok::Str(s) => Ok(Expr::Lit(Value::String(s))),
-            Tok::Num(_, t) => Ok(Expr::Lit(
-                serde_json::from_str(&t).map_err(|e| e.to_string())?,
-            )),
+            Tok::Num(_, t) => Ok(Expr::Lit(serde_json::from_str(&t).map_err(|e| e.to_string())?)),
             Tok::Ident(id) => {
                 if self.eat("(") {
                     let mut args = Vec::new();
@@ -449,12 +425,8 @@ pub fn eval<'s>(e: &Expr, sc: &Scope<'s>) -> Val<'s> {
             }
         }
         Expr::Not(b) => Some(Cow::Owned(Value::Bool(!truthy(&eval(b, sc))))),
-        Expr::And(a, b) => Some(Cow::Owned(Value::Bool(
-            truthy(&eval(a, sc)) && truthy(&eval(b, sc)),
-        ))),
-        Expr::Or(a, b) => Some(Cow::Owned(Value::Bool(
-            truthy(&eval(a, sc)) || truthy(&eval(b, sc)),
-        ))),
+        Expr::And(a, b) => Some(Cow::Owned(Value::Bool(truthy(&eval(a, sc)) && truthy(&eval(b, sc))))),
+        Expr::Or(a, b) => Some(Cow::Owned(Value::Bool(truthy(&eval(a, sc)) || truthy(&eval(b, sc))))),
         Expr::Cmp(a, op, b) => {
             let (x, y) = (eval(a, sc), eval(b, sc));
             let r = match (x.as_deref(), y.as_deref()) {
@@ -511,11 +483,7 @@ pub fn person_name(v: &Value) -> Option<String> {
 fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
     let arg = |i: usize| eval(&args[i], sc);
     match f {
-        "coalesce" => args
-            .iter()
-            .map(|a| eval(a, sc))
-            .find(|v| v.is_some())
-            .flatten(),
+        "coalesce" => args.iter().map(|a| eval(a, sc)).find(|v| v.is_some()).flatten(),
         "exists" => owned(Value::Bool(arg(0).is_some())),
         "count" => owned(Value::from(arg(0).map_or(0, |v| match v.as_ref() {
             Value::Array(a) => a.len(),
@@ -525,14 +493,10 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
             let table = arg(0)?;
             let code = arg(1)?;
             let t = sc.env.tables.get(table.as_str()?)?;
-            present(t.get(&as_text(&code)).cloned().map(Cow::Owned))
+            present(t.get(as_text(&code)).cloned().map(Cow::Owned))
         }
         "concat" => {
-            let parts: Vec<String> = args
-                .iter()
-                .filter_map(|a| eval(a, sc))
-                .map(|v| as_text(&v))
-                .collect();
+            let parts: Vec<String> = args.iter().filter_map(|a| eval(a, sc)).map(|v| as_text(&v)).collect();
             if parts.is_empty() {
                 None
             } else {
@@ -554,12 +518,8 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
         }
         "joinNonEmpty" => {
             let sep = arg(0).map(|s| as_text(&s)).unwrap_or_default();
-            let items: Vec<String> = args[1..]
-                .iter()
-                .filter_map(|a| eval(a, sc))
-                .map(|v| as_text(&v))
-                .filter(|s| !s.is_empty())
-                .collect();
+            let items: Vec<String> =
+                args[1..].iter().filter_map(|a| eval(a, sc)).map(|v| as_text(&v)).filter(|s| !s.is_empty()).collect();
             if items.is_empty() {
                 None
             } else {
@@ -572,14 +532,12 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
             let field = field.as_str()?;
             let want = arg(2)?;
             match arg(0)? {
-                Cow::Borrowed(Value::Array(a)) => a
-                    .iter()
-                    .find(|el| el.get(field) == Some(want.as_ref()))
-                    .map(Cow::Borrowed),
-                Cow::Owned(Value::Array(a)) => a
-                    .into_iter()
-                    .find(|el| el.get(field) == Some(want.as_ref()))
-                    .map(Cow::Owned),
+                Cow::Borrowed(Value::Array(a)) => {
+                    a.iter().find(|el| el.get(field) == Some(want.as_ref())).map(Cow::Borrowed)
+                }
+                Cow::Owned(Value::Array(a)) => {
+                    a.into_iter().find(|el| el.get(field) == Some(want.as_ref())).map(Cow::Owned)
+                }
                 _ => None,
             }
         }
@@ -622,9 +580,9 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
             let v = arg(0)?;
             match v.as_ref() {
                 Value::Number(_) => Some(v),
-                Value::String(s) => serde_json::from_str::<serde_json::Number>(s)
-                    .ok()
-                    .map(|n| Cow::Owned(Value::Number(n))),
+                Value::String(s) => {
+                    serde_json::from_str::<serde_json::Number>(s).ok().map(|n| Cow::Owned(Value::Number(n)))
+                }
                 _ => None,
             }
         }
@@ -640,11 +598,7 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
         }
         "in" => {
             let x = arg(0);
-            let r = x.is_some_and(|x| {
-                args[1..]
-                    .iter()
-                    .any(|a| eval(a, sc).as_deref() == Some(x.as_ref()))
-            });
+            let r = x.is_some_and(|x| args[1..].iter().any(|a| eval(a, sc).as_deref() == Some(x.as_ref())));
             owned(Value::Bool(r))
         }
         "uuid" => {
@@ -664,9 +618,7 @@ pub fn parse_instant(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp());
     }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp())
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp())
 }
 
 #[cfg(test)]
@@ -676,18 +628,8 @@ mod tests {
 
     fn ev(src: &str, root: &Value) -> Option<Value> {
         let tables = Map::new();
-        let env = Env {
-            tables: &tables,
-            uuid_seed: "t",
-        };
-        let sc = Scope {
-            root,
-            at: None,
-            index: None,
-            name: None,
-            parent: None,
-            env: &env,
-        };
+        let env = Env { tables: &tables, uuid_seed: "t" };
+        let sc = Scope { root, at: None, index: None, name: None, parent: None, env: &env };
         eval(&parse(src).unwrap(), &sc).map(Cow::into_owned)
     }
 
@@ -703,13 +645,7 @@ mod tests {
         assert_eq!(ev("$.zz == 'x'", &r), Some(json!(false)));
         assert_eq!(ev("find($.p, 'pinfl', '1').n", &r), Some(json!("A")));
         assert_eq!(ev("concat('a', $.zz, 'b')", &r), Some(json!("ab")));
-        assert_eq!(
-            ev(
-                "minutesBetween('2026-01-01T10:00:00+05:00', '2026-01-01T06:30:00Z')",
-                &r
-            ),
-            Some(json!(90))
-        );
+        assert_eq!(ev("minutesBetween('2026-01-01T10:00:00+05:00', '2026-01-01T06:30:00Z')", &r), Some(json!(90)));
         assert_eq!(ev("in($.a.b[2].c, 'y', 'x')", &r), Some(json!(true)));
         assert_eq!(ev("count($.a.b)", &r), Some(json!(3)));
         assert_eq!(ev("$.a.b[1 + 1].c", &r), Some(json!("x")));

@@ -95,8 +95,7 @@ pub struct LabelMap {
 }
 
 static UZ_RU: Lazy<Regex> = Lazy::new(|| Regex::new(r"UZ: «([^»]*)»(?:; RU: «([^»]*)»)?").unwrap());
-static VALUES: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r"`([^`]+)` = ([^;`]+?)(?:;|\.\s|\.$|$)").unwrap());
+static VALUES: Lazy<Regex> = Lazy::new(|| Regex::new(r"`([^`]+)` = ([^;`]+?)(?:;|\.\s|\.$|$)").unwrap());
 
 impl LabelMap {
     pub fn from_schema(schema: &Value) -> LabelMap {
@@ -160,11 +159,7 @@ fn walk(
     }
     let (target, sref) = resolve(root, node);
     // The property's own title/description win over the referenced definition's.
-    let title = node
-        .get("title")
-        .or_else(|| target.get("title"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let title = node.get("title").or_else(|| target.get("title")).and_then(Value::as_str).unwrap_or("");
     let desc = node
         .get("description")
         .or_else(|| outer.and_then(|o| o.get("description")))
@@ -186,10 +181,7 @@ fn walk(
         }
     };
     if !path.is_empty() {
-        let mut labels = Labels {
-            en: title.to_string(),
-            ..Default::default()
-        };
+        let mut labels = Labels { en: title.to_string(), ..Default::default() };
         if let Some(c) = UZ_RU.captures(desc) {
             labels.uz = c.get(1).map_or("", |x| x.as_str()).to_string();
             labels.ru = c.get(2).map_or("", |x| x.as_str()).to_string();
@@ -203,17 +195,9 @@ fn walk(
         let enum_codes = target
             .get("enum")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default();
-        let format = target
-            .get("format")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let format = target.get("format").and_then(Value::as_str).map(str::to_string);
         *order += 1;
         m.fields.entry(path.to_string()).or_insert(Field {
             labels,
@@ -233,34 +217,12 @@ fn walk(
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         for (k, v) in props {
-            let p = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            walk(
-                root,
-                v,
-                &p,
-                None,
-                req.contains(&k.as_str()),
-                m,
-                order,
-                depth + 1,
-            );
+            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            walk(root, v, &p, None, req.contains(&k.as_str()), m, order, depth + 1);
         }
     }
     if let Some(items) = target.get("items") {
-        walk(
-            root,
-            items,
-            &format!("{path}[]"),
-            Some(node),
-            false,
-            m,
-            order,
-            depth + 1,
-        );
+        walk(root, items, &format!("{path}[]"), Some(node), false, m, order, depth + 1);
     }
     for key in ["allOf", "anyOf", "oneOf"] {
         if let Some(arr) = target.get(key).and_then(Value::as_array) {
@@ -274,21 +236,10 @@ fn walk(
     }
 }
 
-fn walk_children(
-    root: &Value,
-    target: &Value,
-    path: &str,
-    m: &mut LabelMap,
-    order: &mut usize,
-    depth: usize,
-) {
+fn walk_children(root: &Value, target: &Value, path: &str, m: &mut LabelMap, order: &mut usize, depth: usize) {
     if let Some(props) = target.get("properties").and_then(Value::as_object) {
         for (k, v) in props {
-            let p = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
+            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
             walk(root, v, &p, None, false, m, order, depth + 1);
         }
     }

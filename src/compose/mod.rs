@@ -23,16 +23,8 @@ use uuid::Uuid;
 /// The forms built into the binary: (form code, schema, definition). Adding a form = one line here
 /// plus its files in `forms/`.
 pub const FORMS: &[(&str, &str, &str)] = &[
-    (
-        "003",
-        include_str!("../../forms/form-003.schema.json"),
-        include_str!("../../forms/form-003.json"),
-    ),
-    (
-        "096",
-        include_str!("../../forms/form-096.schema.json"),
-        include_str!("../../forms/form-096.json"),
-    ),
+    ("003", include_str!("../../forms/form-003.schema.json"), include_str!("../../forms/form-003.json")),
+    ("096", include_str!("../../forms/form-096.schema.json"), include_str!("../../forms/form-096.json")),
 ];
 
 const IDENTIFIER_SYSTEM: &str = "urn:ietf:rfc:3986";
@@ -51,11 +43,7 @@ pub struct ComposeContext {
 
 impl ComposeContext {
     pub fn new(document_id: Uuid, now: DateTime<FixedOffset>) -> Self {
-        ComposeContext {
-            document_id,
-            bundle_id: Uuid::new_v4(),
-            timestamp: now,
-        }
+        ComposeContext { document_id, bundle_id: Uuid::new_v4(), timestamp: now }
     }
 }
 
@@ -134,10 +122,7 @@ impl Composer {
         for (code, schema, def) in FORMS {
             let schema: Value = serde_json::from_str(schema)?;
             let def: Value = serde_json::from_str(def)?;
-            forms.push(
-                FormDef::load(code, schema, &def)
-                    .map_err(|e| anyhow::anyhow!("form {code}: {e}"))?,
-            );
+            forms.push(FormDef::load(code, schema, &def).map_err(|e| anyhow::anyhow!("form {code}: {e}"))?);
         }
         Ok(Composer { forms })
     }
@@ -161,11 +146,7 @@ impl Composer {
             )])
         })?;
         let def = self.get(form).ok_or_else(|| {
-            AppError::Invalid(vec![Issue::new(
-                "value",
-                Some("form".to_string()),
-                format!("unknown form `{form}`"),
-            )])
+            AppError::Invalid(vec![Issue::new("value", Some("form".to_string()), format!("unknown form `{form}`"))])
         })?;
         def.compose(input, ctx)
     }
@@ -180,13 +161,8 @@ fn opt_expr(v: &Value, k: &str, at: &str) -> Result<Option<Expr>, String> {
         None => Ok(None),
         Some(Value::String(s)) => {
             let s = s.trim();
-            let s = s
-                .strip_prefix("{{")
-                .and_then(|x| x.strip_suffix("}}"))
-                .unwrap_or(s);
-            expr::parse(s)
-                .map(Some)
-                .map_err(|e| format!("{at}.{k}: {e}"))
+            let s = s.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).unwrap_or(s);
+            expr::parse(s).map(Some).map_err(|e| format!("{at}.{k}: {e}"))
         }
         Some(_) => Err(format!("{at}.{k}: must be an expression string")),
     }
@@ -194,11 +170,7 @@ fn opt_expr(v: &Value, k: &str, at: &str) -> Result<Option<Expr>, String> {
 
 fn labels_of(v: &Value) -> Labels {
     let g = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    Labels {
-        en: g("en"),
-        uz: g("uz"),
-        ru: g("ru"),
-    }
+    Labels { en: g("en"), uz: g("uz"), ru: g("ru") }
 }
 
 /// `$.a.b` → `a.b` (the generic input path of a section's input expression, for labels)
@@ -207,11 +179,7 @@ fn expr_path(e: &Expr) -> Option<String> {
         Expr::Root => Some(String::new()),
         Expr::Field(b, n) => {
             let p = expr_path(b)?;
-            Some(if p.is_empty() {
-                n.clone()
-            } else {
-                format!("{p}.{n}")
-            })
+            Some(if p.is_empty() { n.clone() } else { format!("{p}.{n}") })
         }
         Expr::Item(b, _) => Some(format!("{}[]", expr_path(b)?)),
         _ => None,
@@ -225,24 +193,12 @@ impl FormDef {
             .build(&schema)
             .map_err(|e| format!("schema: {e}"))?;
         let labels = LabelMap::from_schema(&schema);
-        let tables = def
-            .get("tables")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let tables = def.get("tables").and_then(Value::as_object).cloned().unwrap_or_default();
         let mut resources = Vec::new();
         let mut keys = HashSet::new();
-        for (i, r) in req(def, "resources")?
-            .as_array()
-            .ok_or("resources must be an array")?
-            .iter()
-            .enumerate()
-        {
+        for (i, r) in req(def, "resources")?.as_array().ok_or("resources must be an array")?.iter().enumerate() {
             let at = format!("resources[{i}]");
-            let key = req(r, "key")?
-                .as_str()
-                .ok_or(format!("{at}.key"))?
-                .to_string();
+            let key = req(r, "key")?.as_str().ok_or(format!("{at}.key"))?.to_string();
             if !keys.insert(key.clone()) {
                 return Err(format!("{at}: duplicate key `{key}`"));
             }
@@ -272,22 +228,11 @@ impl FormDef {
             });
         }
         let mut sections = Vec::new();
-        for (i, s) in req(def, "sections")?
-            .as_array()
-            .ok_or("sections must be an array")?
-            .iter()
-            .enumerate()
-        {
+        for (i, s) in req(def, "sections")?.as_array().ok_or("sections must be an array")?.iter().enumerate() {
             sections.push(load_section(s, &format!("sections[{i}]"), "")?);
         }
         let mut checks = Vec::new();
-        for (i, c) in def
-            .get("checks")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, c) in def.get("checks").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let at = format!("checks[{i}]");
             checks.push(Check {
                 over: opt_expr(c, "for", &at)?,
@@ -297,45 +242,22 @@ impl FormDef {
             });
         }
         let mut references = Vec::new();
-        for (i, r) in def
-            .get("references")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, r) in def.get("references").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let at = format!("references[{i}]");
             references.push(RefRule {
-                schema_ref: req(r, "schemaRef")?
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                schema_ref: req(r, "schemaRef")?.as_str().unwrap_or_default().to_string(),
                 within: opt_expr(r, "in", &at)?.ok_or(format!("{at}: missing in"))?,
                 key: req(r, "key")?.as_str().unwrap_or_default().to_string(),
-                message: r
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown reference {{value}}")
-                    .to_string(),
+                message: r.get("message").and_then(Value::as_str).unwrap_or("unknown reference {{value}}").to_string(),
             });
         }
         let mut unique = Vec::new();
-        for (i, r) in def
-            .get("unique")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, r) in def.get("unique").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let at = format!("unique[{i}]");
             unique.push(UniqueRule {
                 within: opt_expr(r, "in", &at)?.ok_or(format!("{at}: missing in"))?,
                 key: req(r, "key")?.as_str().unwrap_or_default().to_string(),
-                message: r
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("duplicate {{value}}")
-                    .to_string(),
+                message: r.get("message").and_then(Value::as_str).unwrap_or("duplicate {{value}}").to_string(),
             });
         }
         let mut ref_paths = Vec::new();
@@ -348,18 +270,11 @@ impl FormDef {
         }
         ref_paths.sort();
         let composition = compile(def.get("composition").unwrap_or(&json!({})), "composition")?;
-        let form = def
-            .get("form")
-            .and_then(Value::as_str)
-            .unwrap_or(code)
-            .to_string();
+        let form = def.get("form").and_then(Value::as_str).unwrap_or(code).to_string();
         Ok(FormDef {
             form,
             title: labels_of(req(def, "title")?),
-            profile: req(def, "compositionProfile")?
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            profile: req(def, "compositionProfile")?.as_str().unwrap_or_default().to_string(),
             schema,
             labels,
             validator,
@@ -380,9 +295,7 @@ impl FormDef {
         for e in self.validator.iter_errors(input) {
             let mut path = pointer_to_expression(&e.instance_path);
             let (code, extra): (&'static str, Vec<String>) = match &e.kind {
-                jsonschema::error::ValidationErrorKind::Required { property } => {
-                    ("required", vec![as_text(property)])
-                }
+                jsonschema::error::ValidationErrorKind::Required { property } => ("required", vec![as_text(property)]),
                 jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                     ("structure", unexpected.clone())
                 }
@@ -393,11 +306,7 @@ impl FormDef {
                 issues.push(Issue::new(code, Some(path_or_root(&path)), msg));
             } else {
                 for x in extra {
-                    let p = if path.is_empty() {
-                        x.clone()
-                    } else {
-                        format!("{path}.{x}")
-                    };
+                    let p = if path.is_empty() { x.clone() } else { format!("{path}.{x}") };
                     issues.push(Issue::new(code, Some(p), msg.clone()));
                 }
             }
@@ -409,18 +318,8 @@ impl FormDef {
 
     fn semantic_checks(&self, input: &Value) -> Vec<Issue> {
         let mut issues = Vec::new();
-        let env = Env {
-            tables: &self.tables,
-            uuid_seed: "",
-        };
-        let root = Scope {
-            root: input,
-            at: None,
-            index: None,
-            name: None,
-            parent: None,
-            env: &env,
-        };
+        let env = Env { tables: &self.tables, uuid_seed: "" };
+        let root = Scope { root: input, at: None, index: None, name: None, parent: None, env: &env };
         // references: every value at a location whose schema is the named $ref must be a known key
         for (gpath, ri) in &self.ref_paths {
             let r = &self.references[*ri];
@@ -433,11 +332,7 @@ impl FormDef {
             for (path, v) in instances_at(input, gpath) {
                 if let Some(s) = v.as_str() {
                     if !known.contains(s) {
-                        issues.push(Issue::new(
-                            "business-rule",
-                            Some(path),
-                            r.message.replace("{{value}}", s),
-                        ));
+                        issues.push(Issue::new("business-rule", Some(path), r.message.replace("{{value}}", s)));
                     }
                 }
             }
@@ -465,9 +360,7 @@ impl FormDef {
             let mut run = |sc: &Scope<'_>| {
                 if !truthy(&eval(&c.assert, sc)) {
                     let path = render(&c.path, sc, &cx).map(|v| as_text(&v));
-                    let msg = render(&c.message, sc, &cx)
-                        .map(|v| as_text(&v))
-                        .unwrap_or_default();
+                    let msg = render(&c.message, sc, &cx).map(|v| as_text(&v)).unwrap_or_default();
                     issues.push(Issue::new("business-rule", path, msg));
                 }
             };
@@ -503,8 +396,7 @@ impl FormDef {
         if !issues.is_empty() {
             return Err(AppError::Invalid(issues));
         }
-        self.build(input, ctx)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))
+        self.build(input, ctx).map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))
     }
 
     fn build(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, String> {
@@ -514,26 +406,15 @@ impl FormDef {
             .and_then(|s| Uuid::parse_str(s).ok())
             .unwrap_or(ctx.document_id);
         let seed = ctx.bundle_id.to_string();
-        let env = Env {
-            tables: &self.tables,
-            uuid_seed: &seed,
-        };
-        let root = Scope {
-            root: input,
-            at: None,
-            index: None,
-            name: None,
-            parent: None,
-            env: &env,
-        };
-        let uuid_for =
-            |rule: &str, i: usize| Uuid::new_v5(&ctx.bundle_id, format!("{rule}/{i}").as_bytes());
+        let env = Env { tables: &self.tables, uuid_seed: &seed };
+        let root = Scope { root: input, at: None, index: None, name: None, parent: None, env: &env };
+        let uuid_for = |rule: &str, i: usize| Uuid::new_v5(&ctx.bundle_id, format!("{rule}/{i}").as_bytes());
 
         // Pass 1: which resources exist, and their fullUrls (references may point forward).
         let mut refs = RefTable::default();
         for r in &self.resources {
             let mut chains = Vec::new();
-            enumerate_levels(&r.levels, &root, &mut Vec::new(), &mut chains);
+            enumerate_levels(&r.levels, &root, &mut chains);
             let mut insts = Vec::new();
             for chain in chains {
                 let (keep, key) = with_chain(&root, &chain, &mut |sc| {
@@ -559,9 +440,7 @@ impl FormDef {
         let mut practitioners = HashMap::new();
         if let Some(ps) = input.get("practitioners").and_then(Value::as_array) {
             for p in ps {
-                if let (Some(pin), Some(name)) =
-                    (p.get("pinfl").and_then(Value::as_str), p.get("name"))
-                {
+                if let (Some(pin), Some(name)) = (p.get("pinfl").and_then(Value::as_str), p.get("name")) {
                     let mut n = expr::person_name(name).unwrap_or_default();
                     if let Some(pos) = p.get("positionText").and_then(Value::as_str) {
                         n = format!("{n}, {pos}");
@@ -588,11 +467,7 @@ impl FormDef {
                 );
                 res.insert("id".into(), Value::String(id));
                 if let Some(p) = &r.profile {
-                    let mut meta = body
-                        .get("meta")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
+                    let mut meta = body.get("meta").and_then(Value::as_object).cloned().unwrap_or_default();
                     meta.insert("profile".into(), json!([p]));
                     res.insert("meta".into(), Value::Object(meta));
                 }
@@ -607,7 +482,8 @@ impl FormDef {
                         // keep the FHIR element order: text follows meta
                         let mut ordered = Map::new();
                         for (k, val) in std::mem::take(&mut res) {
-                            let after_meta = k == "meta" || (k == "id" && !v.as_object().is_some_and(|o| o.contains_key("meta")));
+                            let after_meta =
+                                k == "meta" || (k == "id" && !v.as_object().is_some_and(|o| o.contains_key("meta")));
                             ordered.insert(k, val);
                             if after_meta {
                                 ordered.insert("text".into(), json!({"status": "generated", "div": div.clone()}));
@@ -621,17 +497,8 @@ impl FormDef {
         }
 
         // The Composition.
-        let lang = Lang::parse(
-            input
-                .get("language")
-                .and_then(Value::as_str)
-                .unwrap_or("uz"),
-        );
-        let nenv = narrative::NarrativeEnv {
-            labels: &self.labels,
-            lang,
-            practitioners: &practitioners,
-        };
+        let lang = Lang::parse(input.get("language").and_then(Value::as_str).unwrap_or("uz"));
+        let nenv = narrative::NarrativeEnv { labels: &self.labels, lang, practitioners: &practitioners };
         let mut sections = Vec::new();
         for s in &self.sections {
             render_section(s, &root, &cx, &nenv, &mut sections)?;
@@ -645,10 +512,7 @@ impl FormDef {
         if input.get("language").is_some() {
             comp.insert("language".into(), json!(lang.code()));
         }
-        let patient_name = input
-            .get("patient")
-            .and_then(|p| p.get("name"))
-            .and_then(expr::person_name);
+        let patient_name = input.get("patient").and_then(|p| p.get("name")).and_then(expr::person_name);
         let heading = self.title.get(lang).to_string();
         let summary = [
             patient_name,
@@ -657,11 +521,7 @@ impl FormDef {
                 .and_then(|p| p.get("pinfl"))
                 .and_then(Value::as_str)
                 .map(|p| format!("JShShIR/ПИНФЛ/PINFL {p}")),
-            input
-                .get("organization")
-                .and_then(|o| o.get("name"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            input.get("organization").and_then(|o| o.get("name")).and_then(Value::as_str).map(str::to_string),
         ]
         .into_iter()
         .flatten()
@@ -671,8 +531,7 @@ impl FormDef {
             "text".into(),
             json!({"status": "generated", "div": narrative::render(&heading, Some(&summary), None, &nenv)}),
         );
-        let mut identifiers =
-            vec![json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{document_id}")})];
+        let mut identifiers = vec![json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{document_id}")})];
         let extra = render(&self.composition, &root, &cx);
         let mut extra = match extra {
             Some(Value::Object(m)) => m,
@@ -684,9 +543,7 @@ impl FormDef {
         }
         comp.insert("identifier".into(), Value::Array(identifiers));
         comp.insert("status".into(), json!("final"));
-        let title = extra
-            .remove("title")
-            .unwrap_or_else(|| json!(self.title.en));
+        let title = extra.remove("title").unwrap_or_else(|| json!(self.title.en));
         for (k, v) in extra {
             comp.insert(k, v);
         }
@@ -706,12 +563,7 @@ impl FormDef {
             json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{}", ctx.bundle_id)}),
         );
         bundle.insert("type".into(), json!("document"));
-        bundle.insert(
-            "timestamp".into(),
-            json!(ctx
-                .timestamp
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
-        );
+        bundle.insert("timestamp".into(), json!(ctx.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)));
         bundle.insert("entry".into(), Value::Array(all));
         Ok(Value::Object(bundle))
     }
@@ -726,25 +578,12 @@ fn load_section(s: &Value, at: &str, _parent: &str) -> Result<SectionRule, Strin
         _ => input_path,
     };
     let mut title = HashMap::new();
-    for (k, v) in req(s, "title")?
-        .as_object()
-        .ok_or(format!("{at}.title must be an object"))?
-    {
+    for (k, v) in req(s, "title")?.as_object().ok_or(format!("{at}.title must be an object"))? {
         title.insert(k.clone(), compile(v, &format!("{at}.title.{k}"))?);
     }
     let mut subs = Vec::new();
-    for (i, sub) in s
-        .get("sections")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        subs.push(load_section(
-            sub,
-            &format!("{at}.sections[{i}]"),
-            &input_path,
-        )?);
+    for (i, sub) in s.get("sections").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        subs.push(load_section(sub, &format!("{at}.sections[{i}]"), &input_path)?);
     }
     let text = opt_expr(s, "text", at)?;
     let mut skip = Vec::new();
@@ -768,14 +607,8 @@ fn load_section(s: &Value, at: &str, _parent: &str) -> Result<SectionRule, Strin
         title,
         code: compile(req(s, "code")?, &format!("{at}.code"))?,
         text,
-        author: s
-            .get("author")
-            .map(|a| compile(a, &format!("{at}.author")))
-            .transpose()?,
-        entry: s
-            .get("entry")
-            .map(|a| compile(a, &format!("{at}.entry")))
-            .transpose()?,
+        author: s.get("author").map(|a| compile(a, &format!("{at}.author"))).transpose()?,
+        entry: s.get("entry").map(|a| compile(a, &format!("{at}.entry"))).transpose()?,
         sections: subs,
     })
 }
@@ -796,15 +629,9 @@ fn render_section(
             x => vec![x],
         };
         for (i, el) in items.into_iter().enumerate() {
-            let child = Scope {
-                root: sc.root,
-                at: Some(el),
-                index: Some(i),
-                name: None,
-                parent: Some(sc),
-                env: sc.env,
-            };
-            let path = format!("{}", s.input_path.trim_end_matches("[]"));
+            let child =
+                Scope { root: sc.root, at: Some(el), index: Some(i), name: None, parent: Some(sc), env: sc.env };
+            let path = s.input_path.trim_end_matches("[]").to_string();
             one_section(s, &child, cx, nenv, out, Some(el), &format!("{path}[{i}]"))?;
         }
         return Ok(());
@@ -830,42 +657,27 @@ fn one_section(
     input: Option<&Value>,
     input_path: &str,
 ) -> Result<(), String> {
-    let title_of = |lang: &str| {
-        s.title
-            .get(lang)
-            .and_then(|t| render(t, sc, cx))
-            .map(|v| as_text(&v))
-    };
+    let title_of = |lang: &str| s.title.get(lang).and_then(|t| render(t, sc, cx)).map(|v| as_text(&v));
     let title_en = title_of("en").ok_or("section without an English title")?;
     let heading = title_of(nenv.lang.code()).unwrap_or_else(|| title_en.clone());
-    let text = s
-        .text
-        .as_ref()
-        .and_then(|e| eval(e, sc))
-        .map(|v| as_text(&v));
+    let text = s.text.as_ref().and_then(|e| eval(e, sc)).map(|v| as_text(&v));
     // A section with its own text shows the text; otherwise the generated table of its input.
     // Sub-sections show their own parts, so the parent table leaves out what they show.
     let table_input = if text.is_some() { None } else { input };
     let trimmed;
     let table_input = match table_input {
         Some(Value::Object(o)) if !s.skip.is_empty() => {
-            trimmed = Value::Object(o.iter().filter(|(k, _)| !s.skip.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect());
+            trimmed = Value::Object(
+                o.iter().filter(|(k, _)| !s.skip.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            );
             Some(&trimmed)
         }
         x => x,
     };
-    let div = narrative::render(
-        &heading,
-        text.as_deref(),
-        table_input.map(|v| (v, input_path)),
-        nenv,
-    );
+    let div = narrative::render(&heading, text.as_deref(), table_input.map(|v| (v, input_path)), nenv);
     let mut sec = Map::new();
     sec.insert("title".into(), json!(title_en));
-    sec.insert(
-        "code".into(),
-        render(&s.code, sc, cx).ok_or("section code rendered empty")?,
-    );
+    sec.insert("code".into(), render(&s.code, sc, cx).ok_or("section code rendered empty")?);
     if let Some(a) = s.author.as_ref().and_then(|a| render(a, sc, cx)) {
         sec.insert("author".into(), a);
     }
@@ -895,11 +707,7 @@ pub fn instances_at<'a>(root: &'a Value, generic: &str) -> Vec<(String, &'a Valu
         let mut next = Vec::new();
         for (p, v) in cur {
             if let Some(c) = v.get(name) {
-                let base = if p.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{p}.{name}")
-                };
+                let base = if p.is_empty() { name.to_string() } else { format!("{p}.{name}") };
                 let mut level = vec![(base, c)];
                 for _ in 0..arrays {
                     let mut l2 = Vec::new();
@@ -972,9 +780,9 @@ fn short(v: &Value) -> String {
 }
 
 /// All element chains of nested `for` levels (one empty chain when there are no levels).
-fn enumerate_levels(levels: &[(Expr, Option<String>)], sc: &Scope<'_>, prefix: &mut Vec<Link>, out: &mut Vec<Vec<Link>>) {
+fn enumerate_levels(levels: &[(Expr, Option<String>)], sc: &Scope<'_>, out: &mut Vec<Vec<Link>>) {
     let Some(((over, name), rest)) = levels.split_first() else {
-        out.push(prefix.clone());
+        out.push(Vec::new());
         return;
     };
     let Some(v) = eval(over, sc) else { return };
@@ -983,12 +791,18 @@ fn enumerate_levels(levels: &[(Expr, Option<String>)], sc: &Scope<'_>, prefix: &
         x => vec![x],
     };
     for (i, el) in items.into_iter().enumerate() {
-        let child = Scope { root: sc.root, at: Some(&el), index: Some(i), name: name.as_deref(), parent: Some(sc), env: sc.env };
+        let child = Scope {
+            root: sc.root,
+            at: Some(&el),
+            index: Some(i),
+            name: name.as_deref(),
+            parent: Some(sc),
+            env: sc.env,
+        };
         let mut sub = Vec::new();
-        enumerate_levels(rest, &child, &mut Vec::new(), &mut sub);
+        enumerate_levels(rest, &child, &mut sub);
         for mut c in sub {
-            let mut chain = prefix.clone();
-            chain.push((el.clone(), i, name.clone()));
+            let mut chain = vec![(el.clone(), i, name.clone())];
             chain.append(&mut c);
             out.push(chain);
         }

@@ -27,29 +27,14 @@ pub struct NarrativeEnv<'a> {
     pub practitioners: &'a HashMap<String, String>,
 }
 
-pub fn render(
-    heading: &str,
-    text: Option<&str>,
-    input: Option<(&Value, &str)>,
-    env: &NarrativeEnv<'_>,
-) -> String {
-    let paragraphs: Vec<&str> = text
-        .map(|t| {
-            t.split('\n')
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+pub fn render(heading: &str, text: Option<&str>, input: Option<(&Value, &str)>, env: &NarrativeEnv<'_>) -> String {
+    let paragraphs: Vec<&str> =
+        text.map(|t| t.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect()).unwrap_or_default();
     let mut rows = Vec::new();
     if let Some((v, path)) = input {
         flatten(v, path, "", env, &mut rows, 0);
     }
-    let n = Narrative {
-        heading,
-        paragraphs,
-        rows,
-    };
+    let n = Narrative { heading, paragraphs, rows };
     n.render().unwrap_or_else(|_| {
         // Rendering into a String cannot fail for these types; keep a valid div regardless.
         "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>-</p></div>".to_string()
@@ -60,12 +45,7 @@ fn label_of(path: &str, env: &NarrativeEnv<'_>) -> String {
     let g = generic_path(path);
     match env.labels.field(&g) {
         Some(f) => f.labels.get(env.lang).to_string(),
-        None => g
-            .rsplit('.')
-            .next()
-            .unwrap_or(&g)
-            .trim_end_matches("[]")
-            .to_string(),
+        None => g.rsplit('.').next().unwrap_or(&g).trim_end_matches("[]").to_string(),
     }
 }
 
@@ -95,14 +75,7 @@ fn scalar(v: &Value, path: &str, env: &NarrativeEnv<'_>) -> String {
     }
 }
 
-fn flatten(
-    v: &Value,
-    path: &str,
-    prefix: &str,
-    env: &NarrativeEnv<'_>,
-    rows: &mut Vec<Row>,
-    depth: usize,
-) {
+fn flatten(v: &Value, path: &str, prefix: &str, env: &NarrativeEnv<'_>, rows: &mut Vec<Row>, depth: usize) {
     if depth > 12 {
         return;
     }
@@ -113,72 +86,43 @@ fn flatten(
                 let label = label_of(path, env);
                 rows.push(Row {
                     label: join(prefix, &label),
-                    value: Some(format!(
-                        "{} {}",
-                        o["value"],
-                        o["unit"].as_str().unwrap_or("")
-                    )),
+                    value: Some(format!("{} {}", o["value"], o["unit"].as_str().unwrap_or(""))),
                 });
                 return;
             }
             let field = env.labels.field(&generic_path(path));
             if field.is_some_and(|f| f.schema_ref.as_deref() == Some("#/$defs/personName")) {
                 if let Some(n) = super::expr::person_name(v) {
-                    rows.push(Row {
-                        label: join(prefix, &label_of(path, env)),
-                        value: Some(n),
-                    });
+                    rows.push(Row { label: join(prefix, &label_of(path, env)), value: Some(n) });
                     return;
                 }
             }
             for (k, child) in o {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
                 let lbl = label_of(&p, env);
                 match child {
                     Value::Object(_) if !is_compact(child, &p, env) => {
-                        rows.push(Row {
-                            label: join(prefix, &lbl),
-                            value: None,
-                        });
+                        rows.push(Row { label: join(prefix, &lbl), value: None });
                         flatten(child, &p, "", env, rows, depth + 1);
                     }
                     Value::Array(items) if items.iter().any(|i| i.is_object()) => {
                         for (i, it) in items.iter().enumerate() {
                             let ip = format!("{p}[{i}]");
                             if items.len() > 1 {
-                                rows.push(Row {
-                                    label: format!("{} {}", join(prefix, &lbl), i + 1),
-                                    value: None,
-                                });
+                                rows.push(Row { label: format!("{} {}", join(prefix, &lbl), i + 1), value: None });
                             } else {
-                                rows.push(Row {
-                                    label: join(prefix, &lbl),
-                                    value: None,
-                                });
+                                rows.push(Row { label: join(prefix, &lbl), value: None });
                             }
                             flatten(it, &ip, "", env, rows, depth + 1);
                         }
                     }
                     Value::Array(items) => {
-                        let texts: Vec<String> = items
-                            .iter()
-                            .enumerate()
-                            .map(|(i, it)| scalar(it, &format!("{p}[{i}]"), env))
-                            .collect();
-                        rows.push(Row {
-                            label: join(prefix, &lbl),
-                            value: Some(texts.join("; ")),
-                        });
+                        let texts: Vec<String> =
+                            items.iter().enumerate().map(|(i, it)| scalar(it, &format!("{p}[{i}]"), env)).collect();
+                        rows.push(Row { label: join(prefix, &lbl), value: Some(texts.join("; ")) });
                     }
                     Value::Object(_) => flatten(child, &p, prefix, env, rows, depth + 1),
-                    _ => rows.push(Row {
-                        label: join(prefix, &lbl),
-                        value: Some(scalar(child, &p, env)),
-                    }),
+                    _ => rows.push(Row { label: join(prefix, &lbl), value: Some(scalar(child, &p, env)) }),
                 }
             }
         }
@@ -189,10 +133,7 @@ fn flatten(
         }
         other => {
             let label = label_of(path, env);
-            rows.push(Row {
-                label: join(prefix, &label),
-                value: Some(scalar(other, path, env)),
-            });
+            rows.push(Row { label: join(prefix, &label), value: Some(scalar(other, path, env)) });
         }
     }
 }
@@ -203,9 +144,10 @@ fn is_compact(v: &Value, path: &str, env: &NarrativeEnv<'_>) -> bool {
         None => return true,
     };
     (o.len() <= 2 && o.contains_key("value") && o.contains_key("unit"))
-        || env.labels.field(&generic_path(path)).is_some_and(|f| {
-            f.kind == Kind::Object && f.schema_ref.as_deref() == Some("#/$defs/personName")
-        })
+        || env
+            .labels
+            .field(&generic_path(path))
+            .is_some_and(|f| f.kind == Kind::Object && f.schema_ref.as_deref() == Some("#/$defs/personName"))
 }
 
 fn join(prefix: &str, label: &str) -> String {
@@ -229,7 +171,9 @@ fn human_name(n: &Value) -> Option<String> {
         return Some(t.to_string());
     }
     let mut parts: Vec<String> = n.get("family").and_then(Value::as_str).map(str::to_string).into_iter().collect();
-    parts.extend(n.get("given").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
+    parts.extend(
+        n.get("given").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string),
+    );
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
@@ -289,7 +233,19 @@ pub fn resource_div(res: &Value) -> Option<String> {
     if let Some(id) = o.get("identifier").and_then(|i| if i.is_array() { i.get(0) } else { Some(i) }) {
         push("identifier", id.get("value").and_then(Value::as_str).map(str::to_string));
     }
-    for k in ["birthDate", "gender", "status", "effectiveDateTime", "occurrenceDateTime", "performedDateTime", "authoredOn", "recordedDate", "onsetDateTime", "issued", "conclusion"] {
+    for k in [
+        "birthDate",
+        "gender",
+        "status",
+        "effectiveDateTime",
+        "occurrenceDateTime",
+        "performedDateTime",
+        "authoredOn",
+        "recordedDate",
+        "onsetDateTime",
+        "issued",
+        "conclusion",
+    ] {
         push(k, o.get(k).and_then(Value::as_str).map(str::to_string));
     }
     for k in ["actualPeriod", "effectivePeriod", "occurrencePeriod", "period"] {

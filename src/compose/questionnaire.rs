@@ -35,11 +35,7 @@ fn children<'a>(def: &'a FormDef, parent: &str) -> Vec<(&'a String, &'a Field)> 
 }
 
 fn text_with_translations(item: &mut Map<String, Value>, f: &Field, fallback: &str) {
-    let en = if f.labels.en.is_empty() {
-        fallback.to_string()
-    } else {
-        f.labels.en.clone()
-    };
+    let en = if f.labels.en.is_empty() { fallback.to_string() } else { f.labels.en.clone() };
     item.insert("text".into(), json!(en));
     let mut ext = Vec::new();
     for (lang, s) in [("uz", &f.labels.uz), ("ru", &f.labels.ru)] {
@@ -86,10 +82,7 @@ fn item_for(def: &FormDef, path: &str, f: &Field) -> Value {
     };
     if node.kind == Kind::Object {
         item.insert("type".into(), json!("group"));
-        let kids: Vec<Value> = children(def, &node_path)
-            .into_iter()
-            .map(|(p, cf)| item_for(def, p, cf))
-            .collect();
+        let kids: Vec<Value> = children(def, &node_path).into_iter().map(|(p, cf)| item_for(def, p, cf)).collect();
         if !kids.is_empty() {
             item.insert("item".into(), Value::Array(kids));
         }
@@ -121,10 +114,7 @@ fn item_for(def: &FormDef, path: &str, f: &Field) -> Value {
 
 /// The Questionnaire for a form.
 pub fn questionnaire(def: &FormDef, base: &str) -> Value {
-    let items: Vec<Value> = children(def, "")
-        .into_iter()
-        .map(|(p, f)| item_for(def, p, f))
-        .collect();
+    let items: Vec<Value> = children(def, "").into_iter().map(|(p, f)| item_for(def, p, f)).collect();
     json!({
         "resourceType": "Questionnaire",
         "id": format!("form-{}", def.form),
@@ -142,10 +132,7 @@ pub fn questionnaire(def: &FormDef, base: &str) -> Value {
 /// with the QuestionnaireResponse path of the offending item.
 pub fn response_to_input(def: &FormDef, qr: &Value) -> Result<Value, AppError> {
     let mut issues = Vec::new();
-    let q = qr
-        .get("questionnaire")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let q = qr.get("questionnaire").and_then(Value::as_str).unwrap_or("");
     let suffix = format!("/forms/{}/Questionnaire", def.form);
     if !q.split('|').next().unwrap_or("").ends_with(&suffix) {
         issues.push(Issue::new(
@@ -154,11 +141,7 @@ pub fn response_to_input(def: &FormDef, qr: &Value) -> Result<Value, AppError> {
             format!("must be the canonical of this form's Questionnaire (…{suffix}), not `{q}`"),
         ));
     }
-    let items = qr
-        .get("item")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let items = qr.get("item").and_then(Value::as_array).cloned().unwrap_or_default();
     let obj = object_from(def, &items, "", "QuestionnaireResponse", &mut issues);
     if issues.is_empty() {
         Ok(Value::Object(obj))
@@ -167,23 +150,13 @@ pub fn response_to_input(def: &FormDef, qr: &Value) -> Result<Value, AppError> {
     }
 }
 
-fn object_from(
-    def: &FormDef,
-    items: &[Value],
-    parent: &str,
-    at: &str,
-    issues: &mut Vec<Issue>,
-) -> Map<String, Value> {
+fn object_from(def: &FormDef, items: &[Value], parent: &str, at: &str, issues: &mut Vec<Issue>) -> Map<String, Value> {
     let mut out = Map::new();
     // group the (possibly repeated) items by linkId, keeping first-seen order
     let mut groups: Vec<(String, Vec<(usize, &Value)>)> = Vec::new();
     for (i, it) in items.iter().enumerate() {
         let Some(link) = it.get("linkId").and_then(Value::as_str) else {
-            issues.push(Issue::new(
-                "required",
-                Some(format!("{at}.item[{i}].linkId")),
-                "every item needs a linkId",
-            ));
+            issues.push(Issue::new("required", Some(format!("{at}.item[{i}].linkId")), "every item needs a linkId"));
             continue;
         };
         match groups.iter_mut().find(|(l, _)| l == link) {
@@ -197,10 +170,7 @@ fn object_from(
             "" => Some(link.as_str()),
             _ => link.strip_prefix(parent).and_then(|r| r.strip_prefix('.')),
         };
-        let (Some(name), Some(f)) = (
-            name.filter(|n| !n.contains('.')),
-            def.labels.fields.get(&link),
-        ) else {
+        let (Some(name), Some(f)) = (name.filter(|n| !n.contains('.')), def.labels.fields.get(&link)) else {
             issues.push(Issue::new(
                 "value",
                 Some(format!("{here}.linkId")),
@@ -216,18 +186,8 @@ fn object_from(
                     let arr: Vec<Value> = its
                         .iter()
                         .map(|(i, it)| {
-                            let kids = it
-                                .get("item")
-                                .and_then(Value::as_array)
-                                .cloned()
-                                .unwrap_or_default();
-                            Value::Object(object_from(
-                                def,
-                                &kids,
-                                &ip,
-                                &format!("{at}.item[{i}]"),
-                                issues,
-                            ))
+                            let kids = it.get("item").and_then(Value::as_array).cloned().unwrap_or_default();
+                            Value::Object(object_from(def, &kids, &ip, &format!("{at}.item[{i}]"), issues))
                         })
                         .collect();
                     Value::Array(arr)
@@ -236,12 +196,7 @@ fn object_from(
                 }
             }
             Kind::Object => {
-                let kids = its[0]
-                    .1
-                    .get("item")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                let kids = its[0].1.get("item").and_then(Value::as_array).cloned().unwrap_or_default();
                 Value::Object(object_from(def, &kids, &link, &here, issues))
             }
             _ => match answers(its[0].1).into_iter().next() {
@@ -277,33 +232,18 @@ pub fn input_to_response(def: &FormDef, input: &Value, base: &str) -> Value {
     fn items(def: &FormDef, v: &Map<String, Value>, parent: &str) -> Vec<Value> {
         let mut out = Vec::new();
         for (k, val) in v {
-            let link = if parent.is_empty() {
-                k.clone()
-            } else {
-                format!("{parent}.{k}")
-            };
+            let link = if parent.is_empty() { k.clone() } else { format!("{parent}.{k}") };
             let f = def.labels.fields.get(&link);
             match val {
                 Value::Array(arr) => {
                     let ip = format!("{link}[]");
-                    if def
-                        .labels
-                        .fields
-                        .get(&ip)
-                        .is_some_and(|x| x.kind == Kind::Object)
-                    {
+                    if def.labels.fields.get(&ip).is_some_and(|x| x.kind == Kind::Object) {
                         for el in arr {
-                            let kids = el
-                                .as_object()
-                                .map(|o| items(def, o, &ip))
-                                .unwrap_or_default();
+                            let kids = el.as_object().map(|o| items(def, o, &ip)).unwrap_or_default();
                             out.push(json!({"linkId": link, "item": kids}));
                         }
                     } else {
-                        let ans: Vec<Value> = arr
-                            .iter()
-                            .map(|x| answer(def.labels.fields.get(&ip).or(f), x))
-                            .collect();
+                        let ans: Vec<Value> = arr.iter().map(|x| answer(def.labels.fields.get(&ip).or(f), x)).collect();
                         out.push(json!({"linkId": link, "answer": ans}));
                     }
                 }
@@ -325,9 +265,6 @@ pub fn input_to_response(def: &FormDef, input: &Value, base: &str) -> Value {
             (_, x) => json!({"valueString": x}),
         }
     }
-    let body = input
-        .as_object()
-        .map(|o| items(def, o, ""))
-        .unwrap_or_default();
+    let body = input.as_object().map(|o| items(def, o, "")).unwrap_or_default();
     json!({"resourceType": "QuestionnaireResponse", "questionnaire": canonical(def, base), "status": "completed", "item": body})
 }

@@ -10,16 +10,9 @@ pub enum Tpl {
     Lit(Value),
     Expr(Expr),
     Interp(Vec<Part>),
-    Object {
-        cond: Option<Expr>,
-        members: Vec<(String, Tpl)>,
-    },
+    Object { cond: Option<Expr>, members: Vec<(String, Tpl)> },
     Array(Vec<Item>),
-    Ref {
-        rule: String,
-        key: Option<Expr>,
-        extra: Vec<(String, Tpl)>,
-    },
+    Ref { rule: String, key: Option<Expr>, extra: Vec<(String, Tpl)> },
 }
 
 #[derive(Debug, Clone)]
@@ -31,15 +24,8 @@ pub enum Part {
 #[derive(Debug, Clone)]
 pub enum Item {
     One(Tpl),
-    For {
-        over: Expr,
-        name: Option<String>,
-        body: Tpl,
-    },
-    Refs {
-        rule: String,
-        filter: Option<Expr>,
-    },
+    For { over: Expr, name: Option<String>, body: Tpl },
+    Refs { rule: String, filter: Option<Expr> },
 }
 
 /// Where references point: rule → instances (key value, element, uuid).
@@ -70,28 +56,14 @@ pub fn compile(v: &Value, at: &str) -> Result<Tpl, String> {
                     if let Some(over) = o.get("$for") {
                         let over = parse_expr_str(over, &here)?;
                         let name = o.get("as").and_then(Value::as_str).map(str::to_string);
-                        let body = o
-                            .get("do")
-                            .ok_or_else(|| format!("{here}: $for without do"))?;
-                        out.push(Item::For {
-                            over,
-                            name,
-                            body: compile(body, &format!("{here}.do"))?,
-                        });
+                        let body = o.get("do").ok_or_else(|| format!("{here}: $for without do"))?;
+                        out.push(Item::For { over, name, body: compile(body, &format!("{here}.do"))? });
                         continue;
                     }
                     if let Some(rule) = o.get("$refs") {
-                        let rule = rule
-                            .as_str()
-                            .ok_or_else(|| format!("{here}: $refs needs a rule name"))?;
-                        let filter = o
-                            .get("where")
-                            .map(|w| parse_expr_str(w, &here))
-                            .transpose()?;
-                        out.push(Item::Refs {
-                            rule: rule.to_string(),
-                            filter,
-                        });
+                        let rule = rule.as_str().ok_or_else(|| format!("{here}: $refs needs a rule name"))?;
+                        let filter = o.get("where").map(|w| parse_expr_str(w, &here)).transpose()?;
+                        out.push(Item::Refs { rule: rule.to_string(), filter });
                         continue;
                     }
                 }
@@ -101,10 +73,7 @@ pub fn compile(v: &Value, at: &str) -> Result<Tpl, String> {
         }
         Value::Object(o) => {
             if let Some(rule) = o.get("$ref") {
-                let rule = rule
-                    .as_str()
-                    .ok_or_else(|| format!("{at}: $ref needs a rule name"))?
-                    .to_string();
+                let rule = rule.as_str().ok_or_else(|| format!("{at}: $ref needs a rule name"))?.to_string();
                 let key = o.get("key").map(|k| parse_expr_str(k, at)).transpose()?;
                 let mut extra = Vec::new();
                 for (k, v) in o {
@@ -137,14 +106,9 @@ pub fn compile(v: &Value, at: &str) -> Result<Tpl, String> {
 }
 
 fn parse_expr_str(v: &Value, at: &str) -> Result<Expr, String> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| format!("{at}: expression must be a string"))?;
+    let s = v.as_str().ok_or_else(|| format!("{at}: expression must be a string"))?;
     let s = s.trim();
-    let s = s
-        .strip_prefix("{{")
-        .and_then(|x| x.strip_suffix("}}"))
-        .unwrap_or(s);
+    let s = s.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).unwrap_or(s);
     expr::parse(s).map_err(|e| format!("{at}: {e}"))
 }
 
@@ -159,9 +123,7 @@ fn compile_string(s: &str) -> Result<Tpl, String> {
             parts.push(Part::Text(rest[..start].to_string()));
         }
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("unterminated {{{{ in `{s}`"))?;
+        let end = after.find("}}").ok_or_else(|| format!("unterminated {{{{ in `{s}`"))?;
         parts.push(Part::Expr(expr::parse(after[..end].trim())?));
         rest = &after[end + 2..];
     }
@@ -241,11 +203,7 @@ fn resolve(refs: &RefTable, rule: &str, key: Option<expr::Val<'_>>) -> Option<St
         Some(None) => None,
         Some(Some(k)) => insts
             .iter()
-            .find(|i| {
-                i.key
-                    .as_ref()
-                    .is_some_and(|ik| ik == k.as_ref() || as_text(ik) == as_text(&k))
-            })
+            .find(|i| i.key.as_ref().is_some_and(|ik| ik == k.as_ref() || as_text(ik) == as_text(&k)))
             .map(|i| i.full_url.clone()),
     }
 }

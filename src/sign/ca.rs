@@ -12,8 +12,7 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, PKeyRef, Private, Public};
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
 };
 use openssl::x509::{X509Name, X509NameBuilder, X509Ref, X509};
 
@@ -59,17 +58,10 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, SignError> {
 }
 
 fn certs_from_pem(pem: &[u8], path: &Path) -> Result<Vec<X509>, SignError> {
-    let certs = X509::stack_from_pem(pem).map_err(|e| {
-        SignError::Ca(format!(
-            "{}: not a PEM certificate file: {e}",
-            path.display()
-        ))
-    })?;
+    let certs = X509::stack_from_pem(pem)
+        .map_err(|e| SignError::Ca(format!("{}: not a PEM certificate file: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(SignError::Ca(format!(
-            "{}: no PEM certificate found",
-            path.display()
-        )));
+        return Err(SignError::Ca(format!("{}: no PEM certificate found", path.display())));
     }
     Ok(certs)
 }
@@ -96,10 +88,7 @@ impl SigningCa {
             )));
         }
         let key = PKey::private_key_from_pem(&key_pem).map_err(|e| {
-            SignError::Ca(format!(
-                "{}: not a PEM private key (PKCS#8 expected): {e}",
-                key_path.display()
-            ))
+            SignError::Ca(format!("{}: not a PEM private key (PKCS#8 expected): {e}", key_path.display()))
         })?;
         let mut extra = Vec::new();
         for p in extra_anchor_paths {
@@ -109,17 +98,9 @@ impl SigningCa {
     }
 
     /// Builds a CA from parsed parts (same checks as [`SigningCa::load_pem`]).
-    pub fn from_parts(
-        chain: Vec<X509>,
-        key: PKey<Private>,
-        extra_anchors: Vec<X509>,
-    ) -> Result<SigningCa, SignError> {
-        let ca = chain
-            .first()
-            .ok_or_else(|| SignError::Ca("the CA certificate chain is empty".into()))?;
-        let ca_pub = ca
-            .public_key()
-            .map_err(|e| SignError::Ca(format!("CA public key: {e}")))?;
+    pub fn from_parts(chain: Vec<X509>, key: PKey<Private>, extra_anchors: Vec<X509>) -> Result<SigningCa, SignError> {
+        let ca = chain.first().ok_or_else(|| SignError::Ca("the CA certificate chain is empty".into()))?;
+        let ca_pub = ca.public_key().map_err(|e| SignError::Ca(format!("CA public key: {e}")))?;
         if !ca_pub.public_eq(&key) {
             return Err(SignError::Ca(
                 "the CA private key does not match the CA certificate (first certificate of the chain)".into(),
@@ -128,22 +109,15 @@ impl SigningCa {
         digest_for(&key)?;
         let ca_der = ca.to_der().map_err(|e| SignError::Ca(e.to_string()))?;
         if der::basic_constraints(&ca_der).map(|(_, ca)| ca) != Some(true) {
-            return Err(SignError::Ca(
-                "the CA certificate is not a CA (basicConstraints cA is not set)".into(),
-            ));
+            return Err(SignError::Ca("the CA certificate is not a CA (basicConstraints cA is not set)".into()));
         }
         if let Some(ku) = ca.key_usage() {
             if !ku.contains(openssl::x509::X509KeyUsage::KEY_CERT_SIGN) {
-                return Err(SignError::Ca(
-                    "the CA certificate's keyUsage lacks keyCertSign".into(),
-                ));
+                return Err(SignError::Ca("the CA certificate's keyUsage lacks keyCertSign".into()));
             }
         }
         for k in 0..chain.len().saturating_sub(1) {
-            let ok = chain[k + 1]
-                .public_key()
-                .and_then(|pk| chain[k].verify(&pk))
-                .unwrap_or(false);
+            let ok = chain[k + 1].public_key().and_then(|pk| chain[k].verify(&pk)).unwrap_or(false);
             if !ok {
                 return Err(SignError::Ca(format!(
                     "CA chain out of order: certificate {k} is not signed by certificate {}",
@@ -155,18 +129,11 @@ impl SigningCa {
         let top = chain.last().expect("non-empty").clone();
         for c in std::iter::once(top).chain(extra_anchors) {
             let d = c.to_der().map_err(|e| SignError::Ca(e.to_string()))?;
-            if !anchors
-                .iter()
-                .any(|a| a.to_der().ok().as_deref() == Some(&d[..]))
-            {
+            if !anchors.iter().any(|a| a.to_der().ok().as_deref() == Some(&d[..])) {
                 anchors.push(c);
             }
         }
-        let ca = SigningCa {
-            chain,
-            key,
-            anchors,
-        };
+        let ca = SigningCa { chain, key, anchors };
         ca.self_test()?;
         Ok(ca)
     }
@@ -176,23 +143,16 @@ impl SigningCa {
     /// rather than at the first signature.
     fn self_test(&self) -> Result<(), SignError> {
         let ca = &self.chain[0];
-        let (nb, na) = (
-            asn1_to_unix(ca.not_before())?,
-            asn1_to_unix(ca.not_after())?,
-        );
+        let (nb, na) = (asn1_to_unix(ca.not_before())?, asn1_to_unix(ca.not_after())?);
         let t = Utc::now().timestamp().clamp(nb, na);
         let t = DateTime::from_timestamp(t, 0).expect("a certificate time is a valid timestamp");
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
-            .map_err(|e| SignError::Ca(e.to_string()))?;
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| SignError::Ca(e.to_string()))?;
         let key = EcKey::generate(&group)
             .and_then(PKey::from_ec_key)
             .and_then(|k| PKey::public_key_from_der(&k.public_key_to_der()?))
             .map_err(|e| SignError::Ca(e.to_string()))?;
-        let probe = Signer {
-            pinfl: "00000000000000".into(),
-            name: "hujjat CA self-test".into(),
-            role_display: String::new(),
-        };
+        let probe =
+            Signer { pinfl: "00000000000000".into(), name: "hujjat CA self-test".into(), role_display: String::new() };
         let leaf = self.issue_leaf(&probe, &key, t)?;
         let mut path = vec![leaf];
         path.extend(self.x5c_tail().iter().cloned());
@@ -210,17 +170,12 @@ impl SigningCa {
         if cert.exists() && key.exists() {
             return Self::load_pem(&cert, &key, &[]);
         }
-        fs::create_dir_all(dir)
-            .map_err(|e| SignError::Ca(format!("cannot create {}: {e}", dir.display())))?;
+        fs::create_dir_all(dir).map_err(|e| SignError::Ca(format!("cannot create {}: {e}", dir.display())))?;
         let (ca_cert, ca_key) = generate_dev_ca(Utc::now())?;
         let tmp = dir.join(format!(".{DEV_CA_DIR}.tmp-{}", uuid::Uuid::new_v4()));
         let write = || -> std::io::Result<()> {
             fs::create_dir(&tmp)?;
-            let key_pem = zeroize::Zeroizing::new(
-                ca_key
-                    .private_key_to_pem_pkcs8()
-                    .map_err(std::io::Error::other)?,
-            );
+            let key_pem = zeroize::Zeroizing::new(ca_key.private_key_to_pem_pkcs8().map_err(std::io::Error::other)?);
             let mut opts = fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
@@ -231,17 +186,12 @@ impl SigningCa {
             let mut f = opts.open(tmp.join(DEV_CA_KEY))?;
             f.write_all(&key_pem)?;
             f.sync_all()?;
-            fs::write(
-                tmp.join(DEV_CA_CERT),
-                ca_cert.to_pem().map_err(std::io::Error::other)?,
-            )?;
+            fs::write(tmp.join(DEV_CA_CERT), ca_cert.to_pem().map_err(std::io::Error::other)?)?;
             Ok(())
         };
         if let Err(e) = write() {
             let _ = fs::remove_dir_all(&tmp);
-            return Err(SignError::Ca(format!(
-                "cannot write the development CA: {e}"
-            )));
+            return Err(SignError::Ca(format!("cannot write the development CA: {e}")));
         }
         if fs::rename(&tmp, &ca_dir).is_err() {
             // Another process created it first (or a partial directory exists): use what is there.
@@ -255,11 +205,7 @@ impl SigningCa {
         for p in paths {
             for c in certs_from_pem(&read(p, "trust anchor")?, p)? {
                 let d = c.to_der().map_err(|e| SignError::Ca(e.to_string()))?;
-                if !self
-                    .anchors
-                    .iter()
-                    .any(|a| a.to_der().ok().as_deref() == Some(&d[..]))
-                {
+                if !self.anchors.iter().any(|a| a.to_der().ok().as_deref() == Some(&d[..])) {
                     self.anchors.push(c);
                 }
             }
@@ -295,20 +241,13 @@ impl SigningCa {
 
     /// PEM of every trust anchor, concatenated (served at `GET /trust/ca.pem`).
     pub fn anchors_pem(&self) -> String {
-        self.anchors
-            .iter()
-            .filter_map(|c| c.to_pem().ok())
-            .map(|p| String::from_utf8_lossy(&p).into_owned())
-            .collect()
+        self.anchors.iter().filter_map(|c| c.to_pem().ok()).map(|p| String::from_utf8_lossy(&p).into_owned()).collect()
     }
 
     /// SHA-256 fingerprint (lower-case hex) of the issuing CA certificate, to record and compare
     /// at start-up (refuse to start when the configured key/certificate changed unexpectedly).
     pub fn fingerprint_sha256_hex(&self) -> String {
-        self.chain[0]
-            .digest(MessageDigest::sha256())
-            .map(|d| hex::encode(&*d))
-            .unwrap_or_default()
+        self.chain[0].digest(MessageDigest::sha256()).map(|d| hex::encode(&*d)).unwrap_or_default()
     }
 
     /// Issues the short-lived leaf certificate for one signature (signatures.md §10.3):
@@ -329,9 +268,7 @@ impl SigningCa {
         let ca_not_before = asn1_to_unix(ca.not_before())?;
         let ca_not_after = asn1_to_unix(ca.not_after())?;
         if t < ca_not_before || t > ca_not_after {
-            return Err(SignError::Ca(format!(
-                "the signing CA is not valid at the signing time {signing_time}"
-            )));
+            return Err(SignError::Ca(format!("the signing CA is not valid at the signing time {signing_time}")));
         }
         let not_before = (t - LEAF_BACKDATE_SECS).max(ca_not_before);
         let not_after = (t + LEAF_LIFETIME_SECS).min(ca_not_after);
@@ -348,31 +285,16 @@ impl SigningCa {
             let name = name.build();
             b.set_subject_name(&name)?;
             b.set_issuer_name(ca.subject_name())?;
-            let (nb, na) = (
-                Asn1Time::from_unix(not_before)?,
-                Asn1Time::from_unix(not_after)?,
-            );
+            let (nb, na) = (Asn1Time::from_unix(not_before)?, Asn1Time::from_unix(not_after)?);
             b.set_not_before(&nb)?;
             b.set_not_after(&na)?;
             b.set_pubkey(public_key)?;
             b.append_extension(BasicConstraints::new().critical().build()?)?;
-            b.append_extension(
-                KeyUsage::new()
-                    .critical()
-                    .digital_signature()
-                    .non_repudiation()
-                    .build()?,
-            )?;
-            b.append_extension(
-                ExtendedKeyUsage::new()
-                    .other(OID_DOCUMENT_SIGNING)
-                    .build()?,
-            )?;
+            b.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?;
+            b.append_extension(ExtendedKeyUsage::new().other(OID_DOCUMENT_SIGNING).build()?)?;
             let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca), None))?;
             b.append_extension(ski)?;
-            let aki = AuthorityKeyIdentifier::new()
-                .keyid(false)
-                .build(&b.x509v3_context(Some(ca), None))?;
+            let aki = AuthorityKeyIdentifier::new().keyid(false).build(&b.x509v3_context(Some(ca), None))?;
             b.append_extension(aki)?;
             let san = SubjectAlternativeName::new()
                 .uri(&pinfl_uri(&signer.pinfl))
@@ -421,8 +343,7 @@ fn digest_for(key: &PKeyRef<Private>) -> Result<MessageDigest, SignError> {
 }
 
 fn is_self_signed(c: &X509Ref) -> bool {
-    c.issued(c) == openssl::x509::X509VerifyResult::OK
-        && c.public_key().and_then(|k| c.verify(&k)).unwrap_or(false)
+    c.issued(c) == openssl::x509::X509VerifyResult::OK && c.public_key().and_then(|k| c.verify(&k)).unwrap_or(false)
 }
 
 /// Seconds since the Unix epoch of an ASN.1 time.
@@ -457,10 +378,7 @@ fn generate_dev_ca(now: DateTime<Utc>) -> Result<(X509, PKey<Private>), SignErro
         name.append_entry_by_nid(Nid::COUNTRYNAME, "UZ")?;
         name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "hujjat (development)")?;
         let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-        name.append_entry_by_nid(
-            Nid::COMMONNAME,
-            &format!("hujjat development signing CA {tag}"),
-        )?;
+        name.append_entry_by_nid(Nid::COMMONNAME, &format!("hujjat development signing CA {tag}"))?;
         let name: X509Name = name.build();
         let mut b = X509::builder()?;
         b.set_version(2)?;
@@ -474,13 +392,7 @@ fn generate_dev_ca(now: DateTime<Utc>) -> Result<(X509, PKey<Private>), SignErro
         b.set_not_after(&na)?;
         b.set_pubkey(&key)?;
         b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .crl_sign()
-                .build()?,
-        )?;
+        b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
         b.append_extension(ski)?;
         b.sign(&key, MessageDigest::sha256())?;

@@ -81,9 +81,7 @@ pub fn payload_for(bundle: &Value, canon: Canonicalization) -> Result<Vec<u8>, S
     let obj = bundle
         .as_object()
         .filter(|o| o.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
-        .ok_or_else(|| {
-            SignError::Document("not a FHIR Bundle (resourceType must be Bundle)".into())
-        })?;
+        .ok_or_else(|| SignError::Document("not a FHIR Bundle (resourceType must be Bundle)".into()))?;
     let bundle_id = obj.get("id").and_then(Value::as_str);
     let mut b = obj.clone();
     b.remove("signature");
@@ -112,9 +110,7 @@ pub fn payload_for(bundle: &Value, canon: Canonicalization) -> Result<Vec<u8>, S
 /// have none), every `section[].text`, and for `#static` every `Resource.meta`.
 fn remove_narrative(node: &mut Value, also_meta: bool) {
     match node {
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|n| remove_narrative(n, also_meta)),
+        Value::Array(items) => items.iter_mut().for_each(|n| remove_narrative(n, also_meta)),
         Value::Object(map) => {
             if let Some(rt) = map.get("resourceType").and_then(Value::as_str) {
                 if !matches!(rt, "Bundle" | "Binary" | "Parameters") {
@@ -154,10 +150,7 @@ pub fn is_signing_provenance(resource: Option<&Value>, bundle_id: Option<&str>) 
         return false;
     };
     res.get("resourceType").and_then(Value::as_str) == Some("Provenance")
-        && res
-            .get("target")
-            .and_then(Value::as_array)
-            .is_some_and(|ts| ts.iter().any(|t| is_self_target(t, bundle_id)))
+        && res.get("target").and_then(Value::as_array).is_some_and(|ts| ts.iter().any(|t| is_self_target(t, bundle_id)))
 }
 
 /// Path of the first integer beyond ±(2^53 − 1) in `v`, if any.
@@ -173,13 +166,8 @@ pub fn find_unsafe_integer(v: &Value, path: &str) -> Option<String> {
             };
             bad.then(|| path.to_string())
         }
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .find_map(|(k, x)| find_unsafe_integer(x, &format!("{path}[{k}]"))),
-        Value::Object(m) => m
-            .iter()
-            .find_map(|(k, x)| find_unsafe_integer(x, &format!("{path}.{k}"))),
+        Value::Array(a) => a.iter().enumerate().find_map(|(k, x)| find_unsafe_integer(x, &format!("{path}[{k}]"))),
+        Value::Object(m) => m.iter().find_map(|(k, x)| find_unsafe_integer(x, &format!("{path}.{k}"))),
         _ => None,
     }
 }
@@ -198,12 +186,9 @@ pub fn parse_strict(bytes: &[u8]) -> Result<(Value, Vec<String>), String> {
         text = &text[3..];
     }
     let mut de = serde_json::Deserializer::from_slice(text);
-    let value = Strict {
-        path: "$".into(),
-        problems: &mut problems,
-    }
-    .deserialize(&mut de)
-    .map_err(|e| format!("invalid JSON: {e}"))?;
+    let value = Strict { path: "$".into(), problems: &mut problems }
+        .deserialize(&mut de)
+        .map_err(|e| format!("invalid JSON: {e}"))?;
     de.end().map_err(|e| format!("invalid JSON: {e}"))?;
     Ok((value, problems))
 }
@@ -231,26 +216,20 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
     fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
         if v.unsigned_abs() > MAX_SAFE_INTEGER {
-            self.problems.push(format!(
-                "integer {v} at {} exceeds ±(2^53−1): JCS implementations disagree on it",
-                self.path
-            ));
+            self.problems
+                .push(format!("integer {v} at {} exceeds ±(2^53−1): JCS implementations disagree on it", self.path));
         }
         Ok(Value::Number(v.into()))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
         if v > MAX_SAFE_INTEGER {
-            self.problems.push(format!(
-                "integer {v} at {} exceeds ±(2^53−1): JCS implementations disagree on it",
-                self.path
-            ));
+            self.problems
+                .push(format!("integer {v} at {} exceeds ±(2^53−1): JCS implementations disagree on it", self.path));
         }
         Ok(Value::Number(v.into()))
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
-        Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("NaN or Infinity is not JSON"))
+        Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("NaN or Infinity is not JSON"))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
@@ -268,10 +247,9 @@ impl<'de> Visitor<'de> for Strict<'_> {
         let problems = self.problems;
         let mut out = Vec::new();
         let mut k = 0usize;
-        while let Some(v) = seq.next_element_seed(Strict {
-            path: format!("{}[{k}]", self.path),
-            problems: &mut *problems,
-        })? {
+        while let Some(v) =
+            seq.next_element_seed(Strict { path: format!("{}[{k}]", self.path), problems: &mut *problems })?
+        {
             out.push(v);
             k += 1;
         }
@@ -285,10 +263,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
             if out.contains_key(&key) {
                 problems.push(format!("duplicate key {key:?} in {}", self.path));
             }
-            let v = map.next_value_seed(Strict {
-                path,
-                problems: &mut *problems,
-            })?;
+            let v = map.next_value_seed(Strict { path, problems: &mut *problems })?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))
@@ -299,16 +274,12 @@ impl<'de> Visitor<'de> for Strict<'_> {
 /// entries' resource type and id. Returns the entry's resource.
 pub fn resolve_in_bundle<'a>(bundle: &'a Value, reference: &str) -> Option<&'a Value> {
     let entries = bundle.get("entry")?.as_array()?;
-    if let Some(e) = entries
-        .iter()
-        .find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(reference))
-    {
+    if let Some(e) = entries.iter().find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(reference)) {
         return e.get("resource");
     }
     let (rt, id) = reference.rsplit_once('/')?;
     let rt = rt.rsplit('/').next()?;
     entries.iter().filter_map(|e| e.get("resource")).find(|r| {
-        r.get("resourceType").and_then(Value::as_str) == Some(rt)
-            && r.get("id").and_then(Value::as_str) == Some(id)
+        r.get("resourceType").and_then(Value::as_str) == Some(rt) && r.get("id").and_then(Value::as_str) == Some(id)
     })
 }

@@ -13,11 +13,11 @@ pub fn parse_at(at: Option<&str>) -> Result<VerifyAt, String> {
     match at {
         None | Some("now") => Ok(VerifyAt::Now),
         Some("sigT") | Some("sigt") => Ok(VerifyAt::SigT),
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .map(|d| VerifyAt::At(d.with_timezone(&Utc)))
-            .map_err(|_| {
-                format!("--at needs an ISO date-time with a zone (e.g. 2025-07-01T08:48:05Z), \"sigT\" or \"now\" (got {s:?})")
-            }),
+        Some(s) => DateTime::parse_from_rfc3339(s).map(|d| VerifyAt::At(d.with_timezone(&Utc))).map_err(|_| {
+            format!(
+                "--at needs an ISO date-time with a zone (e.g. 2025-07-01T08:48:05Z), \"sigT\" or \"now\" (got {s:?})"
+            )
+        }),
     }
 }
 

@@ -84,11 +84,7 @@ pub fn extensions(cert_der: &[u8]) -> Option<Vec<RawExtension>> {
         if value_part.tag != 0x04 {
             return None;
         }
-        out.push(RawExtension {
-            oid,
-            critical,
-            value: cert_der[value_part.start..value_part.end].to_vec(),
-        });
+        out.push(RawExtension { oid, critical, value: cert_der[value_part.start..value_part.end].to_vec() });
     }
     Some(out)
 }
@@ -100,9 +96,7 @@ pub const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
 
 /// basicConstraints of a DER certificate: `Some((critical, cA))`, `None` when absent or unreadable.
 pub fn basic_constraints(cert_der: &[u8]) -> Option<(bool, bool)> {
-    let ext = extensions(cert_der)?
-        .into_iter()
-        .find(|e| e.oid == OID_BASIC_CONSTRAINTS)?;
+    let ext = extensions(cert_der)?.into_iter().find(|e| e.oid == OID_BASIC_CONSTRAINTS)?;
     let seq = item(&ext.value, 0)?;
     if seq.tag != 0x30 {
         return None;
@@ -117,8 +111,5 @@ pub fn basic_constraints(cert_der: &[u8]) -> Option<(bool, bool)> {
 
 /// Whether the keyUsage extension is marked critical (`None` when absent or unreadable).
 pub fn key_usage_critical(cert_der: &[u8]) -> Option<bool> {
-    extensions(cert_der)?
-        .into_iter()
-        .find(|e| e.oid == OID_KEY_USAGE)
-        .map(|e| e.critical)
+    extensions(cert_der)?.into_iter().find(|e| e.oid == OID_KEY_USAGE).map(|e| e.critical)
 }

@@ -23,9 +23,7 @@ pub fn b64std(bytes: &[u8]) -> String {
 
 /// `x5t#S256`: base64url SHA-256 of the certificate DER.
 pub fn x5t_s256(cert: &X509Ref) -> Result<String, SignError> {
-    let d = cert
-        .digest(MessageDigest::sha256())
-        .map_err(|e| SignError::Crypto(e.to_string()))?;
+    let d = cert.digest(MessageDigest::sha256()).map_err(|e| SignError::Crypto(e.to_string()))?;
     Ok(b64url(&d))
 }
 
@@ -40,15 +38,9 @@ pub fn service_header(
     sig_t: &str,
     purpose: &Purpose,
 ) -> Result<Map<String, Value>, SignError> {
-    let mut x5c = vec![Value::String(b64std(
-        &leaf
-            .to_der()
-            .map_err(|e| SignError::Crypto(e.to_string()))?,
-    ))];
+    let mut x5c = vec![Value::String(b64std(&leaf.to_der().map_err(|e| SignError::Crypto(e.to_string()))?))];
     for c in tail {
-        x5c.push(Value::String(b64std(
-            &c.to_der().map_err(|e| SignError::Crypto(e.to_string()))?,
-        )));
+        x5c.push(Value::String(b64std(&c.to_der().map_err(|e| SignError::Crypto(e.to_string()))?)));
     }
     let thumb = x5t_s256(leaf)?;
     let mut h = Map::new();
@@ -68,35 +60,22 @@ pub fn service_header(
 
 /// Detached compact JWS: `BASE64URL(header) ".." BASE64URL(signature)` over
 /// `BASE64URL(header) "." BASE64URL(payload)`. ES signatures come out as raw `R‖S`.
-pub fn sign_detached(
-    header_json: &[u8],
-    payload: &[u8],
-    signer: &dyn JwsSigner,
-) -> Result<String, SignError> {
+pub fn sign_detached(header_json: &[u8], payload: &[u8], signer: &dyn JwsSigner) -> Result<String, SignError> {
     let h = b64url(header_json);
     let signing_input = format!("{h}.{}", b64url(payload));
-    let sig = signer
-        .sign(signing_input.as_bytes())
-        .map_err(|e| SignError::Crypto(format!("JWS signing failed: {e}")))?;
+    let sig =
+        signer.sign(signing_input.as_bytes()).map_err(|e| SignError::Crypto(format!("JWS signing failed: {e}")))?;
     Ok(format!("{h}..{}", b64url(&sig)))
 }
 
 /// Verifies a detached compact JWS over `payload`; the header segment is used exactly as received.
 /// Header rules (alg allowlist, crit, b64, x5c) are the caller's job (see `verify`).
-pub fn verify_detached(
-    jws: &str,
-    payload: &[u8],
-    verifier: &dyn JwsVerifier,
-) -> Result<(), String> {
+pub fn verify_detached(jws: &str, payload: &[u8], verifier: &dyn JwsVerifier) -> Result<(), String> {
     let parts: Vec<&str> = jws.split('.').collect();
     if parts.len() != 3 || !parts[1].is_empty() {
         return Err("not a detached compact JWS".into());
     }
-    let sig = URL_SAFE_NO_PAD
-        .decode(parts[2])
-        .map_err(|e| format!("signature segment is not base64url: {e}"))?;
+    let sig = URL_SAFE_NO_PAD.decode(parts[2]).map_err(|e| format!("signature segment is not base64url: {e}"))?;
     let signing_input = format!("{}.{}", parts[0], b64url(payload));
-    verifier
-        .verify(signing_input.as_bytes(), &sig)
-        .map_err(|e| e.to_string())
+    verifier.verify(signing_input.as_bytes(), &sig).map_err(|e| e.to_string())
 }

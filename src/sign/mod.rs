@@ -87,13 +87,10 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 pub use ca::SigningCa;
-pub use canon::{
-    canonical_payload, jcs, parse_strict, payload_for, Canonicalization, CANON_DOCUMENT, CANON_JSON,
-};
+pub use canon::{canonical_payload, jcs, parse_strict, payload_for, Canonicalization, CANON_DOCUMENT, CANON_JSON};
 pub use cli::{cli_verify, parse_at};
 pub use verify::{
-    verify_bundle, verify_bundle_json, Check, Checks, SignatureReport, Status, VerificationReport,
-    VerifyAt,
+    verify_bundle, verify_bundle_json, Check, Checks, SignatureReport, Status, VerificationReport, VerifyAt,
 };
 
 /// PINFL identifier system (Uzbek personal identification number).
@@ -101,17 +98,13 @@ pub const PINFL_SYSTEM: &str = "https://dhp.uz/fhir/core/sid/pid/uz/ni";
 /// ASTM E1762-95(2013) signature type code system.
 pub const ASTM_SYSTEM: &str = "urn:iso-astm:E1762-95:2013";
 /// DHP national signature-type code system.
-pub const SIGNATURE_TYPE_CS: &str =
-    "https://terminology.dhp.uz/fhir/core/CodeSystem/signature-type-cs";
+pub const SIGNATURE_TYPE_CS: &str = "https://terminology.dhp.uz/fhir/core/CodeSystem/signature-type-cs";
 /// `provenance-participant-type` code system.
-pub const PARTICIPANT_TYPE_CS: &str =
-    "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
+pub const PARTICIPANT_TYPE_CS: &str = "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
 /// `v3-DocumentCompletion` code system.
-pub const DOCUMENT_COMPLETION_CS: &str =
-    "http://terminology.hl7.org/CodeSystem/v3-DocumentCompletion";
+pub const DOCUMENT_COMPLETION_CS: &str = "http://terminology.hl7.org/CodeSystem/v3-DocumentCompletion";
 /// UZ Core Provenance profile canonical.
-pub const UZ_CORE_PROVENANCE: &str =
-    "https://dhp.uz/fhir/core/StructureDefinition/uz-core-provenance";
+pub const UZ_CORE_PROVENANCE: &str = "https://dhp.uz/fhir/core/StructureDefinition/uz-core-provenance";
 /// `Signature.targetFormat` the service emits.
 pub const TARGET_FORMAT: &str =
     "application/fhir+json;canonicalization=http://hl7.org/fhir/canonicalization/json#document";
@@ -153,21 +146,14 @@ impl Signer {
     /// Checks the PINFL (14 digits) and the name (non-empty, at most 64 characters).
     pub fn validate(&self) -> Result<(), SignError> {
         if self.pinfl.len() != 14 || !self.pinfl.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(SignError::Signer(format!(
-                "PINFL must be 14 digits (got {:?})",
-                self.pinfl
-            )));
+            return Err(SignError::Signer(format!("PINFL must be 14 digits (got {:?})", self.pinfl)));
         }
         let n = self.name.trim();
         if n.is_empty() || n.chars().count() > 64 {
-            return Err(SignError::Signer(
-                "the signer's name must be 1 to 64 characters (X.520 commonName)".into(),
-            ));
+            return Err(SignError::Signer("the signer's name must be 1 to 64 characters (X.520 commonName)".into()));
         }
         if self.name.chars().any(char::is_control) {
-            return Err(SignError::Signer(
-                "the signer's name contains control characters".into(),
-            ));
+            return Err(SignError::Signer("the signer's name contains control characters".into()));
         }
         Ok(())
     }
@@ -198,20 +184,12 @@ impl Coding {
 
     /// DHP `signature-type-cs#biometricAuth` (default national signature type).
     pub fn biometric_auth() -> Coding {
-        Coding {
-            system: SIGNATURE_TYPE_CS.into(),
-            code: "biometricAuth".into(),
-            display: None,
-        }
+        Coding { system: SIGNATURE_TYPE_CS.into(), code: "biometricAuth".into(), display: None }
     }
 
     /// `provenance-participant-type#author` (default agent type).
     pub fn participant_author() -> Coding {
-        Coding {
-            system: PARTICIPANT_TYPE_CS.into(),
-            code: "author".into(),
-            display: None,
-        }
+        Coding { system: PARTICIPANT_TYPE_CS.into(), code: "author".into(), display: None }
     }
 }
 
@@ -262,10 +240,7 @@ impl Purpose {
         ASTM_TYPES
             .iter()
             .find(|(k, _)| *k == n)
-            .map(|(k, d)| Purpose {
-                code: format!("1.2.840.10065.1.12.1.{k}"),
-                display: (*d).to_string(),
-            })
+            .map(|(k, d)| Purpose { code: format!("1.2.840.10065.1.12.1.{k}"), display: (*d).to_string() })
     }
     /// Author's Signature (default).
     pub fn author() -> Purpose {
@@ -276,11 +251,7 @@ impl Purpose {
         Purpose::astm(2).expect("2 is an ASTM type")
     }
     fn coding(&self) -> Coding {
-        Coding {
-            system: ASTM_SYSTEM.into(),
-            code: self.code.clone(),
-            display: Some(self.display.clone()),
-        }
+        Coding { system: ASTM_SYSTEM.into(), code: self.code.clone(), display: Some(self.display.clone()) }
     }
 }
 
@@ -359,11 +330,7 @@ pub struct SignatureRecord {
 }
 
 fn entries(bundle: &Value) -> &[Value] {
-    bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    bundle.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 fn composition(bundle: &Value) -> Option<&Value> {
@@ -376,15 +343,8 @@ fn composition(bundle: &Value) -> Option<&Value> {
 /// Reference strings of a Reference or an array of References.
 fn reference_strings(v: Option<&Value>) -> Vec<&str> {
     match v {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|r| r.get("reference")?.as_str())
-            .collect(),
-        Some(r) => r
-            .get("reference")
-            .and_then(Value::as_str)
-            .into_iter()
-            .collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(|r| r.get("reference")?.as_str()).collect(),
+        Some(r) => r.get("reference").and_then(Value::as_str).into_iter().collect(),
         None => Vec::new(),
     }
 }
@@ -418,19 +378,13 @@ fn find_signer_role(bundle: &Value, pinfl: &str) -> Result<String, SignError> {
         let Some(full_url) = e.get("fullUrl").and_then(Value::as_str) else {
             continue;
         };
-        let Some(pr) = res
-            .get("practitioner")
-            .and_then(|p| p.get("reference"))
-            .and_then(Value::as_str)
-        else {
+        let Some(pr) = res.get("practitioner").and_then(|p| p.get("reference")).and_then(Value::as_str) else {
             continue;
         };
         let Some(p) = canon::resolve_in_bundle(bundle, pr) else {
             continue;
         };
-        if p.get("resourceType").and_then(Value::as_str) == Some("Practitioner")
-            && pinfls_of(p).contains(&pinfl)
-        {
+        if p.get("resourceType").and_then(Value::as_str) == Some("Practitioner") && pinfls_of(p).contains(&pinfl) {
             roles.push(full_url);
         }
     }
@@ -445,11 +399,7 @@ fn find_signer_role(bundle: &Value, pinfl: &str) -> Result<String, SignError> {
     let attesters: Vec<&str> = comp
         .and_then(|c| c.get("attester"))
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .flat_map(|x| reference_strings(x.get("party")))
-                .collect()
-        })
+        .map(|a| a.iter().flat_map(|x| reference_strings(x.get("party"))).collect())
         .unwrap_or_default();
     let pick = roles
         .iter()
@@ -497,9 +447,7 @@ pub fn sign_document(
         .filter(|o| o.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
         .ok_or_else(|| SignError::Document("not a FHIR Bundle".into()))?;
     if obj.get("type").and_then(Value::as_str) != Some("document") {
-        return Err(SignError::Document(
-            "only a Bundle of type document is signed".into(),
-        ));
+        return Err(SignError::Document("only a Bundle of type document is signed".into()));
     }
     if opts
         .purpose
@@ -518,19 +466,11 @@ pub fn sign_document(
         TargetMode::Hash => "#/".to_string(),
         TargetMode::BundleId => match obj.get("id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => format!("Bundle/{id}"),
-            _ => {
-                return Err(SignError::Document(
-                    "target mode Bundle/<id> needs a Bundle.id".into(),
-                ))
-            }
+            _ => return Err(SignError::Document("target mode Bundle/<id> needs a Bundle.id".into())),
         },
     };
     let role_ref = find_signer_role(bundle, &signer.pinfl)?;
-    let patient = composition(bundle).and_then(|c| {
-        reference_strings(c.get("subject"))
-            .first()
-            .map(|s| s.to_string())
-    });
+    let patient = composition(bundle).and_then(|c| reference_strings(c.get("subject")).first().map(|s| s.to_string()));
 
     // 1. time, 2. payload
     let t = now.trunc_subsecs(0);
@@ -539,30 +479,20 @@ pub fn sign_document(
     let payload_sha256 = hex::encode(Sha256::digest(&payload));
 
     // 3. ephemeral key and leaf certificate
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| SignError::Crypto(e.to_string()))?;
+    let key = PKey::from_ec_key(EcKey::generate(&group).map_err(|e| SignError::Crypto(e.to_string()))?)
         .map_err(|e| SignError::Crypto(e.to_string()))?;
-    let key =
-        PKey::from_ec_key(EcKey::generate(&group).map_err(|e| SignError::Crypto(e.to_string()))?)
-            .map_err(|e| SignError::Crypto(e.to_string()))?;
-    let public = PKey::public_key_from_der(
-        &key.public_key_to_der()
-            .map_err(|e| SignError::Crypto(e.to_string()))?,
-    )
-    .map_err(|e| SignError::Crypto(e.to_string()))?;
+    let public = PKey::public_key_from_der(&key.public_key_to_der().map_err(|e| SignError::Crypto(e.to_string()))?)
+        .map_err(|e| SignError::Crypto(e.to_string()))?;
     let leaf = ca.issue_leaf(signer, &public, t)?;
 
     // 4. header, 5. sign, 6. destroy the key
     let header = jws::service_header(&leaf, ca.x5c_tail(), &sig_t, &opts.purpose)?;
     let header_json = serde_json::to_vec(&header).map_err(|e| SignError::Crypto(e.to_string()))?;
     let compact = {
-        let der = Zeroizing::new(
-            key.private_key_to_pkcs8()
-                .map_err(|e| SignError::Crypto(e.to_string()))?,
-        );
+        let der = Zeroizing::new(key.private_key_to_pkcs8().map_err(|e| SignError::Crypto(e.to_string()))?);
         drop(key);
-        let jws_signer = ES256
-            .signer_from_der(&*der)
-            .map_err(|e| SignError::Crypto(format!("ES256 signer: {e}")))?;
+        let jws_signer = ES256.signer_from_der(&*der).map_err(|e| SignError::Crypto(format!("ES256 signer: {e}")))?;
         let out = jws::sign_detached(&header_json, &payload, &jws_signer);
         drop(jws_signer);
         out?
@@ -607,10 +537,7 @@ pub fn sign_document(
     if let Some(p) = &patient {
         prov.insert("patient".into(), json!({ "reference": p }));
     }
-    prov.insert(
-        "agent".into(),
-        json!([{ "type": { "coding": agent_codings }, "who": who.clone() }]),
-    );
+    prov.insert("agent".into(), json!([{ "type": { "coding": agent_codings }, "who": who.clone() }]));
     prov.insert(
         "signature".into(),
         json!([{
@@ -628,18 +555,13 @@ pub fn sign_document(
     match out.get_mut("entry") {
         Some(Value::Array(a)) => a.push(entry),
         _ => {
-            out.as_object_mut()
-                .expect("checked object")
-                .insert("entry".into(), json!([entry]));
+            out.as_object_mut().expect("checked object").insert("entry".into(), json!([entry]));
         }
     }
 
     // 8. self-check with the full verifier
     let report = verify_bundle(&out, &ca.anchors(), VerifyAt::At(t));
-    let mine = report
-        .signatures
-        .iter()
-        .find(|s| s.provenance.as_deref() == Some(full_url.as_str()));
+    let mine = report.signatures.iter().find(|s| s.provenance.as_deref() == Some(full_url.as_str()));
     match mine {
         Some(s) if s.ok && s.status == Status::Valid => {}
         Some(s) => {
@@ -655,11 +577,7 @@ pub fn sign_document(
                 why.join("; ")
             }));
         }
-        None => {
-            return Err(SignError::SelfCheck(
-                "the new signature was not found".into(),
-            ))
-        }
+        None => return Err(SignError::SelfCheck("the new signature was not found".into())),
     }
 
     let serial = leaf
@@ -680,11 +598,7 @@ pub fn sign_document(
             .digest(MessageDigest::sha256())
             .map(|d| hex::encode(&*d))
             .map_err(|e| SignError::Crypto(e.to_string()))?,
-        leaf_pem: String::from_utf8(
-            leaf.to_pem()
-                .map_err(|e| SignError::Crypto(e.to_string()))?,
-        )
-        .unwrap_or_default(),
+        leaf_pem: String::from_utf8(leaf.to_pem().map_err(|e| SignError::Crypto(e.to_string()))?).unwrap_or_default(),
         jws: compact,
         provenance_full_url: full_url,
         practitioner_role_reference: role_ref,

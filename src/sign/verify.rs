@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 
 use super::ca::{asn1_to_chrono, name_to_string};
 use super::canon::{
-    find_unsafe_integer, is_self_target, is_signing_provenance, parse_strict, payload_for,
-    resolve_in_bundle, Canonicalization, CANON_DOCUMENT, CANON_JSON,
+    find_unsafe_integer, is_self_target, is_signing_provenance, parse_strict, payload_for, resolve_in_bundle,
+    Canonicalization, CANON_DOCUMENT, CANON_JSON,
 };
 use super::{pinfls_of, ASTM_SYSTEM, PINFL_SYSTEM, SIG_FORMAT_JOSE};
 
@@ -34,9 +34,8 @@ use super::{pinfls_of, ASTM_SYSTEM, PINFL_SYSTEM, SIG_FORMAT_JOSE};
 pub const ALLOWED_ALGS: [&str; 4] = ["ES256", "ES384", "PS256", "RS256"];
 /// Header names that may appear in `crit`.
 pub const UNDERSTOOD_CRIT: [&str; 3] = ["sigT", "srCms", "canon"];
-const REGISTERED_HEADERS: [&str; 13] = [
-    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "enc", "zip",
-];
+const REGISTERED_HEADERS: [&str; 13] =
+    ["alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "enc", "zip"];
 /// Tolerated clock skew between a claimed signing time and the verification time.
 pub const CLOCK_SKEW_SECS: i64 = 300;
 /// What the time checks rest on until trusted timestamps exist.
@@ -72,28 +71,16 @@ pub struct Check {
 
 impl Check {
     fn pass() -> Check {
-        Check {
-            ok: Some(true),
-            reason: None,
-        }
+        Check { ok: Some(true), reason: None }
     }
     fn pass_note(r: impl Into<String>) -> Check {
-        Check {
-            ok: Some(true),
-            reason: Some(r.into()),
-        }
+        Check { ok: Some(true), reason: Some(r.into()) }
     }
     fn fail(r: impl Into<String>) -> Check {
-        Check {
-            ok: Some(false),
-            reason: Some(r.into()),
-        }
+        Check { ok: Some(false), reason: Some(r.into()) }
     }
     fn skip(r: impl Into<String>) -> Check {
-        Check {
-            ok: None,
-            reason: Some(r.into()),
-        }
+        Check { ok: None, reason: Some(r.into()) }
     }
     /// Whether it failed.
     pub fn failed(&self) -> bool {
@@ -152,17 +139,11 @@ checks_struct! {
 impl Checks {
     /// The failed checks.
     pub fn failed(&self) -> Vec<(&'static str, &Check)> {
-        self.iter()
-            .into_iter()
-            .filter(|(_, c)| c.failed())
-            .collect()
+        self.iter().into_iter().filter(|(_, c)| c.failed()).collect()
     }
     /// A check by its report name (e.g. `"signingTime"`).
     pub fn get(&self, name: &str) -> Option<&Check> {
-        self.iter()
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, c)| c)
+        self.iter().into_iter().find(|(n, _)| *n == name).map(|(_, c)| c)
     }
 }
 
@@ -301,11 +282,7 @@ impl VerificationReport {
         let mut v = self.problems.clone();
         for s in &self.signatures {
             for (n, c) in s.checks.failed() {
-                v.push(format!(
-                    "{}: {n}: {}",
-                    s.location,
-                    c.reason.clone().unwrap_or_default()
-                ));
+                v.push(format!("{}: {n}: {}", s.location, c.reason.clone().unwrap_or_default()));
             }
         }
         v
@@ -327,12 +304,7 @@ pub fn verify_bundle_json(bytes: &[u8], anchors: &[X509], at: VerifyAt) -> Verif
             }
             r
         }
-        Err(e) => VerificationReport {
-            ok: false,
-            status: Status::Invalid,
-            problems: vec![e],
-            signatures: vec![],
-        },
+        Err(e) => VerificationReport { ok: false, status: Status::Invalid, problems: vec![e], signatures: vec![] },
     }
 }
 
@@ -351,21 +323,11 @@ pub fn verify_bundle(bundle: &Value, anchors: &[X509], at: VerifyAt) -> Verifica
         };
     }
     if let Some(p) = find_unsafe_integer(bundle, "Bundle") {
-        problems.push(format!(
-            "integer at {p} exceeds ±(2^53−1): JCS implementations disagree on it"
-        ));
+        problems.push(format!("integer at {p} exceeds ±(2^53−1): JCS implementations disagree on it"));
     }
     let bundle_id = bundle.get("id").and_then(Value::as_str);
-    let ctx = Ctx {
-        bundle,
-        anchors,
-        at,
-    };
-    let entries: &[Value] = bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let ctx = Ctx { bundle, anchors, at };
+    let entries: &[Value] = bundle.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
     for (i, e) in entries.iter().enumerate() {
         let res = e.get("resource");
         if !is_signing_provenance(res, bundle_id) {
@@ -428,12 +390,7 @@ pub fn verify_bundle(bundle: &Value, anchors: &[X509], at: VerifyAt) -> Verifica
         sigs.push(verify_signature(
             &ctx,
             s,
-            Where {
-                location: "Bundle.signature".into(),
-                full_url: None,
-                provenance: None,
-                legacy: true,
-            },
+            Where { location: "Bundle.signature".into(), full_url: None, provenance: None, legacy: true },
         ));
     }
     if sigs.is_empty() {
@@ -449,12 +406,7 @@ pub fn verify_bundle(bundle: &Value, anchors: &[X509], at: VerifyAt) -> Verifica
     } else {
         Status::Indeterminate
     };
-    VerificationReport {
-        ok,
-        status,
-        problems,
-        signatures: sigs,
-    }
+    VerificationReport { ok, status, problems, signatures: sigs }
 }
 
 struct Ctx<'a> {
@@ -522,9 +474,7 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
     } else {
         Check::fail(format!(
             "sigFormat must be application/jose (found {})",
-            sig_format
-                .map(|s| format!("{s:?}"))
-                .unwrap_or_else(|| "none".into())
+            sig_format.map(|s| format!("{s:?}")).unwrap_or_else(|| "none".into())
         ))
     });
     let data = match str_of(sig_el, "data") {
@@ -538,15 +488,9 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
         Ok(b) => b,
         Err(_) => {
             let parts: Vec<&str> = data.split('.').collect();
-            let reason = if parts.len() == 3
-                && parts.iter().all(|p| B64URL.is_match(p))
-                && !parts[0].is_empty()
-            {
+            let reason = if parts.len() == 3 && parts.iter().all(|p| B64URL.is_match(p)) && !parts[0].is_empty() {
                 "Signature.data holds a bare compact JWS; it must be the standard base64 of the JWS (FHIR base64Binary)"
-            } else if (data.contains('-') || data.contains('_'))
-                && !data.contains('+')
-                && !data.contains('/')
-            {
+            } else if (data.contains('-') || data.contains('_')) && !data.contains('+') && !data.contains('/') {
                 "Signature.data looks base64url-encoded; FHIR base64Binary is standard base64 (RFC 4648 section 4, padded)"
             } else {
                 "Signature.data is not valid standard base64"
@@ -558,9 +502,7 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
     let jws = match String::from_utf8(decoded) {
         Ok(s) if s.is_ascii() => s,
         _ => {
-            checks.data = Some(Check::fail(
-                "Signature.data does not decode to an ASCII compact JWS",
-            ));
+            checks.data = Some(Check::fail("Signature.data does not decode to an ASCII compact JWS"));
             return;
         }
     };
@@ -574,9 +516,7 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
     checks.data = Some(Check::pass());
     let attached = !parts[1].is_empty();
     checks.detached = Some(if attached {
-        Check::fail(
-            "the JWS payload is present; R6 requires a detached signature (header..signature)",
-        )
+        Check::fail("the JWS payload is present; R6 requires a detached signature (header..signature)")
     } else {
         Check::pass()
     });
@@ -600,30 +540,17 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
             return;
         }
         Err(e) => {
-            checks.header = Some(Check::fail(format!(
-                "protected header is not a JSON object ({e})"
-            )));
+            checks.header = Some(Check::fail(format!("protected header is not a JSON object ({e})")));
             return;
         }
     };
     let sr_ids: Vec<Option<&str>> = header
         .get("srCms")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    x.get("commId")
-                        .and_then(|c| c.get("id"))
-                        .and_then(Value::as_str)
-                })
-                .collect()
-        })
+        .map(|a| a.iter().map(|x| x.get("commId").and_then(|c| c.get("id")).and_then(Value::as_str)).collect())
         .unwrap_or_default();
     let hs = |k: &str| header.get(k).and_then(Value::as_str).map(str::to_string);
-    let x5c_arr: Option<&Vec<Value>> = header
-        .get("x5c")
-        .and_then(Value::as_array)
-        .filter(|a| !a.is_empty());
+    let x5c_arr: Option<&Vec<Value>> = header.get("x5c").and_then(Value::as_array).filter(|a| !a.is_empty());
     rep.header = Some(HeaderSummary {
         alg: hs("alg"),
         typ: hs("typ"),
@@ -651,20 +578,17 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
     });
     if let Some(b) = header.get("b64") {
         if b != &Value::Bool(true) {
-            checks.b64 = Some(Check::fail(
-                "b64=false (RFC 7797 unencoded payload) is not part of the FHIR R6 JWS profile",
-            ));
+            checks.b64 =
+                Some(Check::fail("b64=false (RFC 7797 unencoded payload) is not part of the FHIR R6 JWS profile"));
         }
     }
     checks.crit = Some(match header.get("crit") {
         None => Check::pass(),
         Some(crit) => {
-            let names: Option<Vec<&str>> =
-                crit.as_array().filter(|a| !a.is_empty()).and_then(|a| {
-                    a.iter()
-                        .map(|c| c.as_str().filter(|s| !s.is_empty()))
-                        .collect()
-                });
+            let names: Option<Vec<&str>> = crit
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .and_then(|a| a.iter().map(|c| c.as_str().filter(|s| !s.is_empty())).collect());
             match names {
                 None => Check::fail("crit must be a non-empty array of header names"),
                 Some(names) => {
@@ -674,16 +598,8 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
                         .copied()
                         .filter(|c| !UNDERSTOOD_CRIT.contains(c) && !REGISTERED_HEADERS.contains(c))
                         .collect();
-                    let reg: Vec<&str> = names
-                        .iter()
-                        .copied()
-                        .filter(|c| REGISTERED_HEADERS.contains(c))
-                        .collect();
-                    let absent: Vec<&str> = names
-                        .iter()
-                        .copied()
-                        .filter(|c| !header.contains_key(*c))
-                        .collect();
+                    let reg: Vec<&str> = names.iter().copied().filter(|c| REGISTERED_HEADERS.contains(c)).collect();
+                    let absent: Vec<&str> = names.iter().copied().filter(|c| !header.contains_key(*c)).collect();
                     if set.len() != names.len() {
                         Check::fail("crit lists a name twice")
                     } else if !unknown.is_empty() {
@@ -693,10 +609,7 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
                             UNDERSTOOD_CRIT.join(", ")
                         ))
                     } else if !reg.is_empty() {
-                        Check::fail(format!(
-                            "crit must not list RFC 7515/7518 header names: {}",
-                            reg.join(", ")
-                        ))
+                        Check::fail(format!("crit must not list RFC 7515/7518 header names: {}", reg.join(", ")))
                     } else if !absent.is_empty() {
                         Check::fail(format!(
                             "crit names header(s) absent from the protected header: {}",
@@ -709,10 +622,7 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
             }
         }
     });
-    let kid = header
-        .get("kid")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
+    let kid = header.get("kid").and_then(Value::as_str).filter(|s| !s.is_empty());
     checks.kid_or_x5c = Some(if x5c_arr.is_some() || kid.is_some() {
         Check::pass()
     } else {
@@ -724,24 +634,14 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
     let sig_t: Option<(String, DateTime<Utc>)> = sig_t_raw
         .and_then(Value::as_str)
         .filter(|s| INSTANT.is_match(s))
-        .and_then(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|d| (s.to_string(), d.with_timezone(&Utc)))
-        });
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok().map(|d| (s.to_string(), d.with_timezone(&Utc))));
     checks.sig_t = Some(match (&sig_t, sig_t_raw) {
         (Some(_), _) => Check::pass(),
         (None, None) => Check::fail(format!(
             "sigT (claimed signing time) is missing{}",
-            if header.contains_key("iat") {
-                " (iat is present, but this profile uses sigT)"
-            } else {
-                ""
-            }
+            if header.contains_key("iat") { " (iat is present, but this profile uses sigT)" } else { "" }
         )),
-        (None, Some(v)) => Check::fail(format!(
-            "sigT {v} is not an instant (YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm))"
-        )),
+        (None, Some(v)) => Check::fail(format!("sigT {v} is not an instant (YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm))")),
     });
 
     // --- srCms
@@ -751,16 +651,9 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
             let code = str_of(c, "code")?;
             (sys == ASTM_SYSTEM).then(|| format!("urn:oid:{code}"))
         };
-        let astm_of = |codings: Vec<&Value>| -> Vec<String> {
-            codings.into_iter().filter_map(to_uri).collect()
-        };
-        let sig_types = astm_of(
-            sig_el
-                .get("type")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().collect())
-                .unwrap_or_default(),
-        );
+        let astm_of = |codings: Vec<&Value>| -> Vec<String> { codings.into_iter().filter_map(to_uri).collect() };
+        let sig_types =
+            astm_of(sig_el.get("type").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default());
         let agent_types = prov
             .map(|p| {
                 astm_of(
@@ -797,11 +690,7 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
                 sr.join(", ")
             ))
         } else if !sig_types.is_empty() && !same_set(&sig_types) {
-            Check::fail(format!(
-                "srCms [{}] differs from Signature.type [{}]",
-                sr.join(", "),
-                sig_types.join(", ")
-            ))
+            Check::fail(format!("srCms [{}] differs from Signature.type [{}]", sr.join(", "), sig_types.join(", ")))
         } else if !agent_types.is_empty() && !same_set(&agent_types) {
             Check::fail(format!(
                 "srCms [{}] differs from Provenance.agent.type [{}]",
@@ -811,11 +700,7 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
         } else if sig_types.is_empty() && agent_types.is_empty() {
             Check::fail(format!(
                 "no ASTM signature type in {}Signature.type to match srCms against",
-                if prov.is_some() {
-                    "Provenance.agent.type or "
-                } else {
-                    ""
-                }
+                if prov.is_some() { "Provenance.agent.type or " } else { "" }
             ))
         } else {
             Check::pass()
@@ -836,18 +721,12 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
                     if let Some((k, v)) = p.split_once('=') {
                         if k.trim().eq_ignore_ascii_case("canonicalization") {
                             let v = v.trim();
-                            let v = v
-                                .strip_prefix('"')
-                                .and_then(|x| x.strip_suffix('"'))
-                                .unwrap_or(v);
+                            let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
                             tf_canon = Some(v.to_string());
                         }
                     }
                 }
-                if !matches!(
-                    mime.as_str(),
-                    "application/fhir+json" | "application/json" | "json"
-                ) {
+                if !matches!(mime.as_str(), "application/fhir+json" | "application/json" | "json") {
                     reason = Some(format!("targetFormat {tf:?} is not FHIR JSON"));
                 }
             }
@@ -861,19 +740,13 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
         if reason.is_none() {
             if let (Some(h), Some(t)) = (hc, tf_canon.as_deref()) {
                 if h != t {
-                    reason = Some(format!(
-                        "canon header {h} disagrees with targetFormat canonicalization={t}"
-                    ));
+                    reason = Some(format!("canon header {h} disagrees with targetFormat canonicalization={t}"));
                 }
             }
         }
         let mut uri = hc.map(str::to_string).or(tf_canon);
         if reason.is_none() && uri.is_none() {
-            let d = if str_of(bundle, "type") == Some("document") {
-                CANON_DOCUMENT
-            } else {
-                CANON_JSON
-            };
+            let d = if str_of(bundle, "type") == Some("document") { CANON_DOCUMENT } else { CANON_JSON };
             notes.push(format!("no canonicalization stated; assumed {d}"));
             uri = Some(d.to_string());
         }
@@ -904,11 +777,7 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
             .map(|ts| {
                 ts.iter()
                     .filter(|t| !is_self_target(t, bid))
-                    .map(|t| {
-                        t.get("reference")
-                            .map(|r| r.to_string())
-                            .unwrap_or_else(|| "(no reference)".into())
-                    })
+                    .map(|t| t.get("reference").map(|r| r.to_string()).unwrap_or_else(|| "(no reference)".into()))
                     .collect()
             })
             .unwrap_or_default();
@@ -929,12 +798,10 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
             .iter()
             .enumerate()
             .map(|(k, c)| {
-                let s = c
-                    .as_str()
-                    .ok_or_else(|| format!("x5c[{k}] is not a string"))?;
-                let der = STANDARD.decode(s).map_err(|_| {
-                    format!("x5c[{k}] is not standard base64 DER (RFC 7515 section 4.1.6)")
-                })?;
+                let s = c.as_str().ok_or_else(|| format!("x5c[{k}] is not a string"))?;
+                let der = STANDARD
+                    .decode(s)
+                    .map_err(|_| format!("x5c[{k}] is not standard base64 DER (RFC 7515 section 4.1.6)"))?;
                 X509::from_der(&der).map_err(|e| format!("x5c[{k}] is not a DER certificate ({e})"))
             })
             .collect();
@@ -974,17 +841,12 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
                 "no key: the header has no usable x5c"
             }));
         }
-        (Some(_), None) => {
-            checks.signature = Some(Check::fail("not attempted (see the failed checks)"))
-        }
-        (Some(_), Some(_)) if !alg_ok => {
-            checks.signature = Some(Check::fail("not attempted (see the failed checks)"))
-        }
+        (Some(_), None) => checks.signature = Some(Check::fail("not attempted (see the failed checks)")),
+        (Some(_), Some(_)) if !alg_ok => checks.signature = Some(Check::fail("not attempted (see the failed checks)")),
         (Some(k), Some(cz)) => match payload_for(bundle, cz) {
             Err(e) => {
                 checks.payload = Some(Check::fail(e.to_string()));
-                checks.signature =
-                    Some(Check::fail("not attempted: the payload cannot be rebuilt"));
+                checks.signature = Some(Check::fail("not attempted: the payload cannot be rebuilt"));
             }
             Ok(payload) => {
                 rep.payload_bytes = Some(payload.len());
@@ -1041,28 +903,12 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
             let (sub, iss) = (&certs[k], &certs[k + 1]);
             let issued = iss.issued(sub);
             if issued != X509VerifyResult::OK {
-                chain_reason = Some(format!(
-                    "x5c[{k}] is not issued by x5c[{}] ({})",
-                    k + 1,
-                    issued.error_string()
-                ));
-            } else if !iss
-                .public_key()
-                .and_then(|pk| sub.verify(&pk))
-                .unwrap_or(false)
-            {
+                chain_reason = Some(format!("x5c[{k}] is not issued by x5c[{}] ({})", k + 1, issued.error_string()));
+            } else if !iss.public_key().and_then(|pk| sub.verify(&pk)).unwrap_or(false) {
                 chain_reason = Some(format!("x5c[{k}] is not signed by x5c[{}]", k + 1));
-            } else if super::der::basic_constraints(&iss.to_der().unwrap_or_default()).map(|x| x.1)
-                != Some(true)
-            {
-                chain_reason = Some(format!(
-                    "x5c[{}] is not a CA certificate (basicConstraints cA)",
-                    k + 1
-                ));
-            } else if iss
-                .key_usage()
-                .is_some_and(|ku| !ku.contains(X509KeyUsage::KEY_CERT_SIGN))
-            {
+            } else if super::der::basic_constraints(&iss.to_der().unwrap_or_default()).map(|x| x.1) != Some(true) {
+                chain_reason = Some(format!("x5c[{}] is not a CA certificate (basicConstraints cA)", k + 1));
+            } else if iss.key_usage().is_some_and(|ku| !ku.contains(X509KeyUsage::KEY_CERT_SIGN)) {
                 chain_reason = Some(format!("x5c[{}] KeyUsage lacks keyCertSign", k + 1));
             }
             if chain_reason.is_some() {
@@ -1071,25 +917,18 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
         }
         checks.chain = Some(match chain_reason {
             Some(r) => Check::fail(r),
-            None => Check::pass_note(format!(
-                "{} certificate(s), each signed by the next",
-                certs.len()
-            )),
+            None => Check::pass_note(format!("{} certificate(s), each signed by the next", certs.len())),
         });
 
         // trust: RFC 5280 path validation (OpenSSL) to a configured anchor; time is checked below
         let mut path: Vec<X509> = certs.clone();
         if ctx.anchors.is_empty() {
-            checks.trust = Some(Check::skip(
-                "no trust anchors configured: the chain was not anchored",
-            ));
+            checks.trust = Some(Check::skip("no trust anchors configured: the chain was not anchored"));
         } else {
             match anchor_path(&certs, ctx.anchors) {
                 Ok(anchor) => {
                     let anchor_der = anchor.to_der().unwrap_or_default();
-                    let in_x5c = certs
-                        .iter()
-                        .any(|c| c.to_der().ok().as_deref() == Some(&anchor_der[..]));
+                    let in_x5c = certs.iter().any(|c| c.to_der().ok().as_deref() == Some(&anchor_der[..]));
                     let subj = name_to_string(anchor.subject_name());
                     checks.trust = Some(Check::pass_note(if in_x5c {
                         format!("x5c ends with trust anchor {subj}")
@@ -1108,41 +947,25 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
         // validity: every certificate of the path at the verification time, the leaf at sigT
         {
             let mut reasons: Vec<String> = Vec::new();
-            let range = |c: &X509| {
-                (
-                    asn1_to_chrono(c.not_before()),
-                    asn1_to_chrono(c.not_after()),
-                )
-            };
+            let range = |c: &X509| (asn1_to_chrono(c.not_before()), asn1_to_chrono(c.not_after()));
             match verif_at {
-                None => {
-                    reasons.push("no usable verification time (sigT is missing or invalid)".into())
-                }
+                None => reasons.push("no usable verification time (sigT is missing or invalid)".into()),
                 Some(t) => {
                     for (k, c) in path.iter().enumerate() {
                         let (nb, na) = range(c);
                         if !(nb.is_some_and(|nb| t >= nb) && na.is_some_and(|na| t <= na)) {
                             reasons.push(format!(
                                 "{} ({} .. {}) is not valid at {}{}",
-                                if k == 0 {
-                                    "leaf".to_string()
-                                } else {
-                                    format!("certificate {k}")
-                                },
+                                if k == 0 { "leaf".to_string() } else { format!("certificate {k}") },
                                 nb.map(super::format_instant).unwrap_or_default(),
                                 na.map(super::format_instant).unwrap_or_default(),
                                 super::format_instant(t),
-                                if k == 0 && na.is_some_and(|na| t > na) {
-                                    ": expired"
-                                } else {
-                                    ""
-                                }
+                                if k == 0 && na.is_some_and(|na| t > na) { ": expired" } else { "" }
                             ));
                         }
                     }
                     if let Some((s, st)) = &sig_t {
-                        if ctx.at != VerifyAt::SigT && *st > t + Duration::seconds(CLOCK_SKEW_SECS)
-                        {
+                        if ctx.at != VerifyAt::SigT && *st > t + Duration::seconds(CLOCK_SKEW_SECS) {
                             reasons.push(format!(
                                 "the claimed signing time sigT {s} is later than the verification time {}",
                                 super::format_instant(t)
@@ -1154,24 +977,20 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
             if let Some((s, st)) = &sig_t {
                 let (nb, na) = range(&certs[0]);
                 if !(nb.is_some_and(|nb| *st >= nb) && na.is_some_and(|na| *st <= na)) {
-                    reasons.push(format!(
-                        "the signing time sigT {s} is outside the leaf validity"
-                    ));
+                    reasons.push(format!("the signing time sigT {s} is outside the leaf validity"));
                 }
             }
-            checks.validity = Some(if reasons.is_empty() {
-                Check::pass()
-            } else {
-                Check::fail(reasons.join("; "))
-            });
+            checks.validity = Some(if reasons.is_empty() { Check::pass() } else { Check::fail(reasons.join("; ")) });
         }
 
         // key usage of the leaf
         checks.key_usage = Some(match certs[0].key_usage() {
-            None if ctx.anchors.is_empty() => Check::skip(
-                "the leaf has no KeyUsage extension (unrestricted); enforced only with trust anchors",
-            ),
-            None => Check::fail("the leaf has no KeyUsage extension; a signing certificate must assert digitalSignature"),
+            None if ctx.anchors.is_empty() => {
+                Check::skip("the leaf has no KeyUsage extension (unrestricted); enforced only with trust anchors")
+            }
+            None => {
+                Check::fail("the leaf has no KeyUsage extension; a signing certificate must assert digitalSignature")
+            }
             Some(ku) => {
                 let names = ku_names(ku);
                 if ku.contains(X509KeyUsage::DIGITAL_SIGNATURE) {
@@ -1188,16 +1007,10 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
         let mut reasons = Vec::new();
         if let Some(p) = prov {
             match p.get("occurredDateTime").and_then(Value::as_str) {
-                None => reasons.push(
-                    "Provenance.occurredDateTime is missing (it must equal sigT)".to_string(),
-                ),
+                None => reasons.push("Provenance.occurredDateTime is missing (it must equal sigT)".to_string()),
                 Some(o) if o != s => {
-                    let same_instant = DateTime::parse_from_rfc3339(o)
-                        .ok()
-                        .map(|d| d.with_timezone(&Utc))
-                        == DateTime::parse_from_rfc3339(s)
-                            .ok()
-                            .map(|d| d.with_timezone(&Utc));
+                    let same_instant = DateTime::parse_from_rfc3339(o).ok().map(|d| d.with_timezone(&Utc))
+                        == DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc));
                     reasons.push(format!(
                         "sigT {s} != Provenance.occurredDateTime {o}{}",
                         if same_instant {
@@ -1215,11 +1028,7 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
                 reasons.push(format!("sigT {s} != Signature.when {wh}"));
             }
         }
-        checks.signing_time = Some(if reasons.is_empty() {
-            Check::pass()
-        } else {
-            Check::fail(reasons.join("; "))
-        });
+        checks.signing_time = Some(if reasons.is_empty() { Check::pass() } else { Check::fail(reasons.join("; ")) });
     }
     if let Some(leaf) = certs.first() {
         let (identity, name) = signer_checks(bundle, sig_el, prov, leaf);
@@ -1240,11 +1049,7 @@ fn ku_names(ku: X509KeyUsage) -> String {
         (X509KeyUsage::ENCIPHER_ONLY, "encipherOnly"),
         (X509KeyUsage::DECIPHER_ONLY, "decipherOnly"),
     ];
-    let v: Vec<&str> = table
-        .iter()
-        .filter(|(f, _)| ku.contains(*f))
-        .map(|(_, n)| *n)
-        .collect();
+    let v: Vec<&str> = table.iter().filter(|(f, _)| ku.contains(*f)).map(|(_, n)| *n).collect();
     if v.is_empty() {
         "none".into()
     } else {
@@ -1256,11 +1061,7 @@ fn key_fits_alg(key: &PKey<Public>, alg: &str) -> Result<(), String> {
     let curve = || key.ec_key().ok().and_then(|k| k.group().curve_name());
     match alg {
         "ES256" | "ES384" => {
-            let want = if alg == "ES256" {
-                Nid::X9_62_PRIME256V1
-            } else {
-                Nid::SECP384R1
-            };
+            let want = if alg == "ES256" { Nid::X9_62_PRIME256V1 } else { Nid::SECP384R1 };
             if key.id() == Id::EC && curve() == Some(want) {
                 Ok(())
             } else {
@@ -1273,15 +1074,9 @@ fn key_fits_alg(key: &PKey<Public>, alg: &str) -> Result<(), String> {
         }
         "RS256" | "PS256" => {
             if key.id() != Id::RSA && key.id() != Id::RSA_PSS {
-                Err(format!(
-                    "{alg} needs an RSA key (found {})",
-                    describe_key(key)
-                ))
+                Err(format!("{alg} needs an RSA key (found {})", describe_key(key)))
             } else if key.bits() < 2048 {
-                Err(format!(
-                    "{alg} needs an RSA key of at least 2048 bits (found {})",
-                    key.bits()
-                ))
+                Err(format!("{alg} needs an RSA key of at least 2048 bits (found {})", key.bits()))
             } else {
                 Ok(())
             }
@@ -1305,13 +1100,7 @@ fn describe_key(key: &PKey<Public>) -> String {
     }
 }
 
-fn crypto_verify(
-    key: &PKey<Public>,
-    alg: &str,
-    h64: &str,
-    s64: &str,
-    payload: &[u8],
-) -> Result<(), String> {
+fn crypto_verify(key: &PKey<Public>, alg: &str, h64: &str, s64: &str, payload: &[u8]) -> Result<(), String> {
     let spki = key.public_key_to_der().map_err(|e| e.to_string())?;
     let verifier: Box<dyn JwsVerifier> = match alg {
         "ES256" => Box::new(ES256.verifier_from_der(&spki).map_err(|e| e.to_string())?),
@@ -1370,12 +1159,7 @@ pub(crate) fn anchor_path(certs: &[X509], anchors: &[X509]) -> Result<X509, Stri
 
 fn summarize(c: &X509) -> CertificateSummary {
     let subject = name_to_string(c.subject_name());
-    let attr = |nid: Nid| {
-        c.subject_name()
-            .entries_by_nid(nid)
-            .next()
-            .and_then(|e| e.data().to_string().ok())
-    };
+    let attr = |nid: Nid| c.subject_name().entries_by_nid(nid).next().and_then(|e| e.data().to_string().ok());
     let sans = san_values(c);
     let pinfl = attr(Nid::SERIALNUMBER)
         .filter(|s| s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit()))
@@ -1383,29 +1167,19 @@ fn summarize(c: &X509) -> CertificateSummary {
     CertificateSummary {
         subject,
         issuer: name_to_string(c.issuer_name()),
-        serial_number: c
-            .serial_number()
-            .to_bn()
-            .map(|b| hex::encode(b.to_vec()))
-            .unwrap_or_default(),
+        serial_number: c.serial_number().to_bn().map(|b| hex::encode(b.to_vec())).unwrap_or_default(),
         pinfl,
         name: attr(Nid::COMMONNAME),
         not_before: asn1_to_chrono(c.not_before()).map(super::format_instant),
         not_after: asn1_to_chrono(c.not_after()).map(super::format_instant),
         subject_alt_names: sans,
-        sha256: c
-            .digest(MessageDigest::sha256())
-            .map(|d| hex::encode(&*d))
-            .unwrap_or_default(),
+        sha256: c.digest(MessageDigest::sha256()).map(|d| hex::encode(&*d)).unwrap_or_default(),
     }
 }
 
 fn pinfl_from_san(s: &str) -> Option<String> {
     let rest = s.strip_prefix(PINFL_SYSTEM)?;
-    let v = rest
-        .strip_prefix("%7C")
-        .or_else(|| rest.strip_prefix("%7c"))
-        .or_else(|| rest.strip_prefix('|'))?;
+    let v = rest.strip_prefix("%7C").or_else(|| rest.strip_prefix("%7c")).or_else(|| rest.strip_prefix('|'))?;
     (v.len() == 14 && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.to_string())
 }
 
@@ -1464,11 +1238,7 @@ fn cert_dn_attributes(c: &X509) -> Vec<(String, String)> {
         .entries()
         .map(|e| {
             (
-                e.object()
-                    .nid()
-                    .short_name()
-                    .unwrap_or("?")
-                    .to_ascii_uppercase(),
+                e.object().nid().short_name().unwrap_or("?").to_ascii_uppercase(),
                 e.data().to_string().unwrap_or_default(),
             )
         })
@@ -1476,10 +1246,7 @@ fn cert_dn_attributes(c: &X509) -> Vec<(String, String)> {
 }
 
 fn same_dn(value: &str, c: &X509) -> bool {
-    let mut mine: Vec<String> = cert_dn_attributes(c)
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let mut mine: Vec<String> = cert_dn_attributes(c).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     mine.sort();
     let theirs = dn_attributes(value);
     !mine.is_empty() && mine == theirs
@@ -1489,11 +1256,7 @@ fn same_dn(value: &str, c: &X509) -> bool {
 /// Practitioner, or a Practitioner directly).
 fn who_resources<'a>(bundle: &'a Value, who: &Value) -> Vec<&'a Value> {
     let mut out = Vec::new();
-    if let Some(r) = who
-        .get("reference")
-        .and_then(Value::as_str)
-        .and_then(|r| resolve_in_bundle(bundle, r))
-    {
+    if let Some(r) = who.get("reference").and_then(Value::as_str).and_then(|r| resolve_in_bundle(bundle, r)) {
         out.push(r);
         if str_of(r, "resourceType") == Some("PractitionerRole") {
             if let Some(p) = r
@@ -1509,12 +1272,7 @@ fn who_resources<'a>(bundle: &'a Value, who: &Value) -> Vec<&'a Value> {
     out
 }
 
-fn signer_checks(
-    bundle: &Value,
-    sig_el: &Value,
-    prov: Option<&Value>,
-    leaf: &X509,
-) -> (Option<Check>, Option<Check>) {
+fn signer_checks(bundle: &Value, sig_el: &Value, prov: Option<&Value>, leaf: &X509) -> (Option<Check>, Option<Check>) {
     let mut whos: Vec<(String, &Value)> = Vec::new();
     if let Some(w) = sig_el.get("who") {
         whos.push(("Signature.who".into(), w));
@@ -1531,10 +1289,7 @@ fn signer_checks(
     }
     let summary = summarize(leaf);
     let cert_pinfl = summary.pinfl.clone();
-    let mut values: Vec<String> = cert_dn_attributes(leaf)
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let mut values: Vec<String> = cert_dn_attributes(leaf).into_iter().map(|(_, v)| v).collect();
     values.extend(summary.subject_alt_names.iter().cloned());
     values.extend(cert_pinfl.iter().cloned());
 
@@ -1542,11 +1297,7 @@ fn signer_checks(
     let mut matched_by_identifier = false;
     let mut have_identifier = false;
     for (n, w) in &whos {
-        if let Some(v) = w
-            .get("identifier")
-            .and_then(|i| i.get("value"))
-            .and_then(Value::as_str)
-        {
+        if let Some(v) = w.get("identifier").and_then(|i| i.get("value")).and_then(Value::as_str) {
             have_identifier = true;
             if same_dn(v, leaf) || values.iter().any(|x| x == v) {
                 matched_by_identifier = true;
@@ -1567,11 +1318,7 @@ fn signer_checks(
         for r in &res {
             pinfls.extend(pinfls_of(r));
             if let Some(ids) = r.get("identifier").and_then(Value::as_array) {
-                referenced_ids.extend(
-                    ids.iter()
-                        .filter_map(|i| str_of(i, "value"))
-                        .map(str::to_string),
-                );
+                referenced_ids.extend(ids.iter().filter_map(|i| str_of(i, "value")).map(str::to_string));
             }
             if str_of(r, "resourceType") == Some("Practitioner") {
                 names.extend(human_names(r));
@@ -1594,9 +1341,7 @@ fn signer_checks(
             None => "who.identifier matches the certificate".to_string(),
         })
     } else if let Some(hit) = referenced_ids.iter().find(|v| values.contains(v)) {
-        Check::pass_note(format!(
-            "certificate carries identifier {hit} of the referenced signer"
-        ))
+        Check::pass_note(format!("certificate carries identifier {hit} of the referenced signer"))
     } else {
         Check::skip(
             "who is a reference only and no identifier of the referenced signer appears in the certificate (not enforced)",
@@ -1618,8 +1363,7 @@ fn signer_checks(
             let cn_t = tok(cn);
             let hit = names.iter().find(|n| {
                 let nt = tok(n);
-                !nt.is_empty()
-                    && (nt.iter().all(|t| cn_t.contains(t)) || cn_t.iter().all(|t| nt.contains(t)))
+                !nt.is_empty() && (nt.iter().all(|t| cn_t.contains(t)) || cn_t.iter().all(|t| nt.contains(t)))
             });
             Some(match hit {
                 Some(n) => Check::pass_note(format!("certificate name {cn:?} matches Practitioner.name {n:?}")),

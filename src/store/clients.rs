@@ -75,17 +75,8 @@ impl Store {
         Ok(())
     }
 
-    pub async fn ensure_client(
-        &self,
-        id: &str,
-        name: &str,
-        secret: &str,
-        origins: &[String],
-    ) -> Result<(), AppError> {
-        let exists = sqlx::query("SELECT id FROM clients WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn ensure_client(&self, id: &str, name: &str, secret: &str, origins: &[String]) -> Result<(), AppError> {
+        let exists = sqlx::query("SELECT id FROM clients WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         if exists.is_none() {
             self.upsert_client(id, name, secret, origins, None).await?;
         }
@@ -93,11 +84,7 @@ impl Store {
     }
 
     /// The client if `secret` is right; `None` otherwise (unknown id and wrong secret look the same).
-    pub async fn authenticate_client(
-        &self,
-        id: &str,
-        secret: &str,
-    ) -> Result<Option<Client>, AppError> {
+    pub async fn authenticate_client(&self, id: &str, secret: &str) -> Result<Option<Client>, AppError> {
         let row = sqlx::query(
             "SELECT id, name, secret_salt, secret_hash, embed_origins, webhook_url, scopes FROM clients WHERE id = $1",
         )
@@ -127,14 +114,12 @@ impl Store {
             .bind(chrono::Utc::now().timestamp())
             .execute(&self.pool)
             .await?;
-        sqlx::query(
-            "INSERT INTO access_tokens (token_hash, client_id, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(hash)
-        .bind(client_id)
-        .bind(exp)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("INSERT INTO access_tokens (token_hash, client_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(hash)
+            .bind(client_id)
+            .bind(exp)
+            .execute(&self.pool)
+            .await?;
         Ok(token)
     }
 
@@ -153,23 +138,15 @@ impl Store {
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, AppError> {
-        let rows = sqlx::query(
-            "SELECT id, name, embed_origins, webhook_url, scopes FROM clients ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT id, name, embed_origins, webhook_url, scopes FROM clients ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(row_to_client).collect::<Result<_, _>>()?)
     }
 
     pub async fn remove_client(&self, id: &str) -> Result<bool, AppError> {
-        sqlx::query("DELETE FROM access_tokens WHERE client_id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        let r = sqlx::query("DELETE FROM clients WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM access_tokens WHERE client_id = $1").bind(id).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(r.rows_affected() > 0)
     }
 }

@@ -72,12 +72,7 @@ impl Store {
     }
 
     /// Store a new version if the current one is `expected`; `Ok(None)` when it is not (stale).
-    pub async fn update_document(
-        &self,
-        id: &str,
-        expected: i64,
-        v: &NewVersion<'_>,
-    ) -> Result<Option<i64>, AppError> {
+    pub async fn update_document(&self, id: &str, expected: i64, v: &NewVersion<'_>) -> Result<Option<i64>, AppError> {
         let t = now();
         let mut tx = self.pool.begin().await?;
         // The conditional UPDATE is the lock: of two writers with the same If-Match exactly one
@@ -104,11 +99,10 @@ impl Store {
     }
 
     pub async fn document(&self, id: &str) -> Result<Option<DocumentRow>, AppError> {
-        let row =
-            sqlx::query("SELECT id, form, client_id, version, state FROM documents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query("SELECT id, form, client_id, version, state FROM documents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row
             .map(|r| -> Result<DocumentRow, sqlx::Error> {
                 Ok(DocumentRow {
@@ -146,9 +140,7 @@ impl Store {
     }
 
     pub async fn count_documents(&self) -> Result<i64, AppError> {
-        let r = sqlx::query("SELECT COUNT(*) AS n FROM documents")
-            .fetch_one(&self.pool)
-            .await?;
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM documents").fetch_one(&self.pool).await?;
         Ok(r.try_get("n")?)
     }
 }

@@ -36,10 +36,7 @@ impl Store {
         };
         if backend == Backend::Sqlite {
             // create the data directory of a file database
-            if let Some(path) = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-            {
+            if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
                 let path = path.split('?').next().unwrap_or("");
                 if !path.is_empty() && path != ":memory:" {
                     if let Some(dir) = std::path::Path::new(path).parent() {
@@ -80,9 +77,7 @@ impl Store {
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
-            d.is_unique_violation()
-                || d.code()
-                    .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+            d.is_unique_violation() || d.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
         }
         _ => false,
     }

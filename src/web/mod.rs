@@ -56,9 +56,9 @@ pub fn router(state: AppState) -> Router {
         .layer(
             // One line per request: method, path (ids only, never bodies), status, latency.
             TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-                })
+                .make_span_with(
+                    |req: &Request| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
+                )
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
                     tracing::info!(status = res.status().as_u16(), ms = latency.as_millis() as u64, "response");
@@ -90,8 +90,7 @@ async fn healthz(State(st): State<AppState>) -> Result<Response, AppError> {
 
 pub fn fhir(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut r = (status, body.into()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
     r
 }
 
@@ -115,35 +114,20 @@ async fn forms(State(st): State<AppState>) -> Json<Value> {
 }
 
 fn form_def<'a>(st: &'a AppState, form: &str) -> Result<&'a crate::compose::FormDef, AppError> {
-    st.docs
-        .composer
-        .get(form)
-        .ok_or_else(|| AppError::NotFound(format!("no form `{form}`; see /forms")))
+    st.docs.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`; see /forms")))
 }
 
-async fn form_schema(
-    State(st): State<AppState>,
-    Path(form): Path<String>,
-) -> Result<Response, AppError> {
+async fn form_schema(State(st): State<AppState>, Path(form): Path<String>) -> Result<Response, AppError> {
     let def = form_def(&st, &form)?;
     let mut r = Json(def.schema.clone()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/schema+json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/schema+json"));
     Ok(r)
 }
 
-async fn form_questionnaire(
-    State(st): State<AppState>,
-    Path(form): Path<String>,
-) -> Result<Response, AppError> {
+async fn form_questionnaire(State(st): State<AppState>, Path(form): Path<String>) -> Result<Response, AppError> {
     let def = form_def(&st, &form)?;
     let q = questionnaire::questionnaire(def, &st.config.public_url);
-    Ok(fhir(
-        StatusCode::OK,
-        serde_json::to_vec(&q).map_err(|e| AppError::Internal(e.into()))?,
-    ))
+    Ok(fhir(StatusCode::OK, serde_json::to_vec(&q).map_err(|e| AppError::Internal(e.into()))?))
 }
 
 /// 415 unless the body is JSON (`application/json` or `application/fhir+json`).
@@ -160,7 +144,9 @@ fn require_json(headers: &HeaderMap) -> Result<(), AppError> {
 
 /// The body's bytes; 413 over 1 MiB (by Content-Length at once, else while reading).
 async fn body_bytes(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, AppError> {
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+    {
         if len > MAX_BODY {
             return Err(AppError::PayloadTooLarge);
         }
@@ -172,20 +158,15 @@ async fn body_bytes(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes
 pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, AppError> {
     require_json(headers)?;
     let bytes = body_bytes(headers, body).await?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(&bytes).map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     if !v.is_object() {
         return Err(AppError::BadRequest("the body must be a JSON object".into()));
     }
     Ok(v)
 }
 
-fn document_response(
-    status: StatusCode,
-    id: &str,
-    version: i64,
-    bundle: String,
-    location: bool,
-) -> Response {
+fn document_response(status: StatusCode, id: &str, version: i64, bundle: String, location: bool) -> Response {
     let mut r = fhir(status, bundle);
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {
@@ -209,13 +190,7 @@ async fn create_document(
     let (parts, body) = req.into_parts();
     let input = json_body(&parts.headers, body).await?;
     let s = st.docs.create(&client.0, &form, input).await?;
-    Ok(document_response(
-        StatusCode::CREATED,
-        &s.id,
-        s.version,
-        s.bundle,
-        true,
-    ))
+    Ok(document_response(StatusCode::CREATED, &s.id, s.version, s.bundle, true))
 }
 
 async fn update_document(
@@ -225,41 +200,20 @@ async fn update_document(
     req: Request,
 ) -> Result<Response, AppError> {
     let (parts, body) = req.into_parts();
-    let if_match = parts
-        .headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
     // Check ownership and the precondition before reading the body: a stale writer learns it at once.
     let doc = st.docs.owned(&client.0, &id).await?;
     match if_match.as_deref().map(parse_etag) {
-        None => {
-            return Err(AppError::PreconditionFailed(
-                "If-Match is required to change a document".into(),
-            ))
-        }
-        Some(None) => {
-            return Err(AppError::PreconditionFailed(
-                "If-Match must be a version ETag like W/\"1\"".into(),
-            ))
-        }
+        None => return Err(AppError::PreconditionFailed("If-Match is required to change a document".into())),
+        Some(None) => return Err(AppError::PreconditionFailed("If-Match must be a version ETag like W/\"1\"".into())),
         Some(Some(v)) if v != doc.version && doc.state == "draft" => {
             return Err(AppError::PreconditionFailed("Version is mismatch".into()))
         }
         _ => {}
     }
     let input = json_body(&parts.headers, body).await?;
-    let s = st
-        .docs
-        .update(&client.0, &id, if_match.as_deref(), input)
-        .await?;
-    Ok(document_response(
-        StatusCode::OK,
-        &s.id,
-        s.version,
-        s.bundle,
-        false,
-    ))
+    let s = st.docs.update(&client.0, &id, if_match.as_deref(), input).await?;
+    Ok(document_response(StatusCode::OK, &s.id, s.version, s.bundle, false))
 }
 
 async fn read_document(
@@ -268,13 +222,7 @@ async fn read_document(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let (doc, v) = st.docs.read(&client.0, &id, None).await?;
-    Ok(document_response(
-        StatusCode::OK,
-        &doc.id,
-        v.version,
-        v.bundle,
-        false,
-    ))
+    Ok(document_response(StatusCode::OK, &doc.id, v.version, v.bundle, false))
 }
 
 async fn read_version(
@@ -282,17 +230,9 @@ async fn read_version(
     client: MisClient,
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let n: i64 = version
-        .parse()
-        .map_err(|_| AppError::NotFound(format!("no version `{version}`")))?;
+    let n: i64 = version.parse().map_err(|_| AppError::NotFound(format!("no version `{version}`")))?;
     let (doc, v) = st.docs.read(&client.0, &id, Some(n)).await?;
-    Ok(document_response(
-        StatusCode::OK,
-        &doc.id,
-        v.version,
-        v.bundle,
-        false,
-    ))
+    Ok(document_response(StatusCode::OK, &doc.id, v.version, v.bundle, false))
 }
 
 async fn preview_document(
@@ -301,18 +241,14 @@ async fn preview_document(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let (_doc, v) = st.docs.read(&client.0, &id, None).await?;
-    let bundle: Value =
-        serde_json::from_str(&v.bundle).map_err(|e| AppError::Internal(e.into()))?;
+    let bundle: Value = serde_json::from_str(&v.bundle).map_err(|e| AppError::Internal(e.into()))?;
     let html = preview::render(&bundle, v.version)?;
     Ok(Html(html).into_response())
 }
 
 async fn preview_css() -> Response {
     let mut r = include_str!("../../static/preview.css").into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
     r
 }
 
@@ -344,12 +280,20 @@ async fn verify_any(
     Ok(Json(report).into_response())
 }
 
-async fn verify_document(State(st): State<AppState>, client: MisClient, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn verify_document(
+    State(st): State<AppState>,
+    client: MisClient,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
     let report = st.docs.verify_stored(&client.0, &id).await?;
     Ok(Json(report).into_response())
 }
 
-async fn document_signatures(State(st): State<AppState>, client: MisClient, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn document_signatures(
+    State(st): State<AppState>,
+    client: MisClient,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
     st.docs.owned(&client.0, &id).await?;
     let sigs = st.docs.store.signatures(&id).await?;
     Ok(Json(json!({"document": id, "signatures": sigs})).into_response())

@@ -27,16 +27,8 @@ struct Preview {
 fn collect(sections: &[Value], depth: usize, out: &mut Vec<Sec>) {
     for s in sections {
         out.push(Sec {
-            title: s
-                .get("title")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            div: s
-                .pointer("/text/div")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            title: s.get("title").and_then(Value::as_str).unwrap_or("").to_string(),
+            div: s.pointer("/text/div").and_then(Value::as_str).unwrap_or("").to_string(),
             depth,
         });
         if let Some(sub) = s.get("section").and_then(Value::as_array) {
@@ -53,40 +45,20 @@ pub fn render(bundle: &Value, version: i64) -> Result<String, AppError> {
     if let Some(s) = comp.get("section").and_then(Value::as_array) {
         collect(s, 0, &mut sections);
     }
-    let lang = comp
-        .get("language")
-        .and_then(Value::as_str)
-        .unwrap_or("uz")
-        .to_string();
+    let lang = comp.get("language").and_then(Value::as_str).unwrap_or("uz").to_string();
     let version_label = match lang.as_str() {
         "ru" => "Версия",
         "en" => "Version",
         _ => "Versiya",
     };
     let p = Preview {
-        title: comp
-            .get("title")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        title: comp.get("title").and_then(Value::as_str).unwrap_or("").to_string(),
         lang,
         version_label,
         version,
-        timestamp: bundle
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        identifier: bundle
-            .pointer("/identifier/value")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        composition_div: comp
-            .pointer("/text/div")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        timestamp: bundle.get("timestamp").and_then(Value::as_str).unwrap_or("").to_string(),
+        identifier: bundle.pointer("/identifier/value").and_then(Value::as_str).unwrap_or("").to_string(),
+        composition_div: comp.pointer("/text/div").and_then(Value::as_str).unwrap_or("").to_string(),
         sections,
     };
     p.render().map_err(|e| AppError::Internal(e.into()))
