@@ -54,6 +54,8 @@ pub struct Scope<'s> {
 pub struct Env<'a> {
     pub tables: &'a Map<String, Value>,
     pub uuid_seed: &'a str,
+    /// the composition time (`now()`), RFC 3339
+    pub now: &'a str,
 }
 
 impl<'s> Scope<'s> {
@@ -350,6 +352,8 @@ impl Parser {
 fn check_function(name: &str, n: usize) -> Result<(), String> {
     let ok = match name {
         "coalesce" | "concat" => n >= 1,
+        "now" => n == 0,
+        "countWhere" => n == 3,
         "joinNonEmpty" => n >= 2,
         "in" => n >= 2,
         "lookup" | "join" | "minutesBetween" => n == 2,
@@ -431,7 +435,9 @@ pub fn eval<'s>(e: &Expr, sc: &Scope<'s>) -> Val<'s> {
             let (x, y) = (eval(a, sc), eval(b, sc));
             let r = match (x.as_deref(), y.as_deref()) {
                 (Some(x), Some(y)) => compare(x, *op, y),
-                _ => false,
+                // absent differs from any present value; every other comparison with absent is false
+                (None, Some(_)) | (Some(_), None) => *op == CmpOp::Ne,
+                (None, None) => false,
             };
             Some(Cow::Owned(Value::Bool(r)))
         }
@@ -485,6 +491,16 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
     match f {
         "coalesce" => args.iter().map(|a| eval(a, sc)).find(|v| v.is_some()).flatten(),
         "exists" => owned(Value::Bool(arg(0).is_some())),
+        "now" => (!sc.env.now.is_empty()).then(|| Cow::Owned(Value::String(sc.env.now.to_string()))),
+        "countWhere" => {
+            let field = arg(1)?;
+            let want = arg(2)?;
+            let n = match arg(0).as_deref() {
+                Some(Value::Array(a)) => a.iter().filter(|el| el.get(field.as_str().unwrap_or("")) == Some(want.as_ref())).count(),
+                _ => 0,
+            };
+            owned(Value::from(n))
+        }
         "count" => owned(Value::from(arg(0).map_or(0, |v| match v.as_ref() {
             Value::Array(a) => a.len(),
             _ => 1,
@@ -628,7 +644,7 @@ mod tests {
 
     fn ev(src: &str, root: &Value) -> Option<Value> {
         let tables = Map::new();
-        let env = Env { tables: &tables, uuid_seed: "t" };
+        let env = Env { tables: &tables, uuid_seed: "t", now: "2026-01-01T00:00:00+05:00" };
         let sc = Scope { root, at: None, index: None, name: None, parent: None, env: &env };
         eval(&parse(src).unwrap(), &sc).map(Cow::into_owned)
     }
@@ -654,6 +670,10 @@ mod tests {
         assert_eq!(ev("$.a.b[count($.a.b)-2]", &r), Some(json!(2)));
         assert_eq!(ev("year('2026-03-02T22:40:00+05:00')", &r), Some(json!(2026)));
         assert_eq!(ev("substr('2026-03-02', 5, 2)", &r), Some(json!("03")));
+        assert_eq!(ev("$.zz != 'x'", &r), Some(json!(true)));
+        assert_eq!(ev("$.zz < 1", &r), Some(json!(false)));
+        assert_eq!(ev("countWhere($.p, 'n', 'A')", &r), Some(json!(1)));
+        assert_eq!(ev("now()", &r), Some(json!("2026-01-01T00:00:00+05:00")));
         assert!(parse("nosuch(1)").is_err());
         assert!(parse("$.a ==").is_err());
     }

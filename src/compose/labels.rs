@@ -112,6 +112,11 @@ impl LabelMap {
     /// The meaning of an enum code in the given language.
     pub fn value_text(&self, path: &str, code: &str, lang: Lang) -> Option<String> {
         let raw = self.fields.get(path)?.values.get(code)?;
+        // a meaning may end with its code system in parentheses: keep the words only
+        let raw = match raw.find(" (http") {
+            Some(i) => &raw[..i],
+            None => raw.as_str(),
+        };
         let parts: Vec<&str> = raw.split(" / ").map(str::trim).collect();
         Some(match (parts.len(), lang) {
             (3, Lang::En) => parts[0].to_string(),

@@ -318,7 +318,7 @@ impl FormDef {
 
     fn semantic_checks(&self, input: &Value) -> Vec<Issue> {
         let mut issues = Vec::new();
-        let env = Env { tables: &self.tables, uuid_seed: "" };
+        let env = Env { tables: &self.tables, uuid_seed: "", now: "" };
         let root = Scope { root: input, at: None, index: None, name: None, parent: None, env: &env };
         // references: every value at a location whose schema is the named $ref must be a known key
         for (gpath, ri) in &self.ref_paths {
@@ -406,7 +406,8 @@ impl FormDef {
             .and_then(|s| Uuid::parse_str(s).ok())
             .unwrap_or(ctx.document_id);
         let seed = ctx.bundle_id.to_string();
-        let env = Env { tables: &self.tables, uuid_seed: &seed };
+        let now = ctx.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+        let env = Env { tables: &self.tables, uuid_seed: &seed, now: &now };
         let root = Scope { root: input, at: None, index: None, name: None, parent: None, env: &env };
         let uuid_for = |rule: &str, i: usize| Uuid::new_v5(&ctx.bundle_id, format!("{rule}/{i}").as_bytes());
 

@@ -972,7 +972,19 @@ definition = {
     "sections": sections,
 }
 
+def dump(v, ind=0, width=120):
+    """JSON with small objects / arrays kept on one line (readable, diff-friendly)."""
+    flat = json.dumps(v, ensure_ascii=False)
+    if not isinstance(v, (dict, list)) or len(flat) + ind <= width:
+        return flat
+    pad, inner = " " * ind, " " * (ind + 2)
+    if isinstance(v, dict):
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {dump(x, ind + 2, width)}" for k, x in v.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    items = [inner + dump(x, ind + 2, width) for x in v]
+    return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+
+
 with open(OUT, "w", encoding="utf-8") as f:
-    json.dump(definition, f, ensure_ascii=False, indent=2)
-    f.write("\n")
+    f.write(dump(definition) + "\n")
 print("wrote", OUT)
