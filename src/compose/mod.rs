@@ -231,6 +231,28 @@ impl FormDef {
         for (i, s) in req(def, "sections")?.as_array().ok_or("sections must be an array")?.iter().enumerate() {
             sections.push(load_section(s, &format!("sections[{i}]"), "")?);
         }
+        // Every `$ref`/`$refs` must name a resource rule: a typo would silently drop a reference.
+        {
+            let mut named = Vec::new();
+            for r in &resources {
+                template::referenced_rules(&r.body, &mut named);
+            }
+            fn sec_refs(s: &SectionRule, out: &mut Vec<String>) {
+                for t in [&s.author, &s.entry].into_iter().flatten() {
+                    template::referenced_rules(t, out);
+                }
+                s.sections.iter().for_each(|x| sec_refs(x, out));
+            }
+            sections.iter().for_each(|s| sec_refs(s, &mut named));
+            if let Some(c) = def.get("composition") {
+                template::referenced_rules(&compile(c, "composition")?, &mut named);
+            }
+            for n in named {
+                if !keys.contains(&n) {
+                    return Err(format!("a template references `{n}`, which is not a resource rule"));
+                }
+            }
+        }
         let mut checks = Vec::new();
         for (i, c) in def.get("checks").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let at = format!("checks[{i}]");
@@ -807,5 +829,31 @@ fn enumerate_levels(levels: &[(Expr, Option<String>)], sc: &Scope<'_>, out: &mut
             chain.append(&mut c);
             out.push(chain);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def_with(resources: Value, composition: Value) -> Result<FormDef, String> {
+        let schema = json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"});
+        let def = json!({"form": "x", "title": {"en": "X"}, "compositionProfile": "p", "resources": resources,
+            "composition": composition, "sections": []});
+        FormDef::load("x", schema, &def)
+    }
+
+    #[test]
+    fn a_reference_to_an_unknown_rule_is_a_load_error() {
+        let r = json!([{"key": "organization", "resource": {"resourceType": "Organization"}}]);
+        assert!(def_with(r.clone(), json!({"custodian": {"$ref": "organization"}})).is_ok());
+        let err = def_with(r, json!({"custodian": {"$ref": "organisation"}})).err().unwrap();
+        assert!(err.contains("organisation"), "{err}");
+    }
+
+    #[test]
+    fn builtin_definitions_load() {
+        let c = Composer::builtin().unwrap();
+        assert!(c.get("003").is_some() && c.get("form-096").is_some() && c.get("004").is_none());
     }
 }
