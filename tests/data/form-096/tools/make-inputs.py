@@ -184,6 +184,44 @@ en["newbornDeliveryRecord"] = {"newborns": [{"birthDateTime": "2026-05-14T09:48:
                                "placenta": {"membranesIntegrity": "chr-0048-0002"}, "outcomeSummary": {"liveBirths": 1}}
 w("en-history-narrative", en)
 
+# --- 22 of 25 prescriptions with administrations, 22 of 26 diagnostic orders with results ----------------
+# (one nested-for rule each: every item must become a resource, with request / basedOn its own order)
+mo = copy.deepcopy(EX)
+mo["documentId"] = "e5f6a7b8-c9d0-4e1f-8a2b-3c4d5e6f7081"
+DRUGS = [("Paratsetamol", "387517004"), ("Oksitotsin", "112115002"), ("Temir (III) gidroksid polimaltozat", None),
+         ("Sefazolin", None), ("Metronidazol", None), ("Ibuprofen", None), ("Drotaverin", None)]
+mo["medicationOrders"]["prescriptions"] = []
+for i in range(25):
+    text, code = DRUGS[i % len(DRUGS)]
+    med = {"text": text, **({"snomedCode": code} if code else {})}
+    rx = {"number": f"RX-096-2026-{1000 + i}", "prescribedAt": f"2026-05-{14 + i % 3}T{8 + i % 10:02d}:00:00+05:00",
+          "medication": med, "dosageText": f"Tayinlash {i + 1}", "route": "26643006", "prescriber": DOC}
+    if i % 8 != 5:  # prescriptions 5, 13, 21 without administrations: the outer index must still match
+        rx["administrations"] = [{"medication": dict(med), "dateTime": f"2026-05-{14 + i % 3}T{8 + i % 10:02d}:{10 + 15 * j:02d}:00+05:00",
+                                  "dose": {"value": 10 * (i + 1) + j, "unit": "mg"}, "performer": MW} for j in range(1 + i % 3)]
+    mo["medicationOrders"]["prescriptions"].append(rx)
+TESTS = [("718-7", "Gemoglobin", 106, "g/L"), ("6690-2", "Leykotsitlar", 9.1, "10*9/L"), ("777-3", "Trombotsitlar", 210, "10*9/L"),
+         (None, "Siydikda oqsil", None, None)]
+mo["diagnosticOrders"]["orders"] = []
+for i in range(26):
+    o = {"name": f"Tekshiruv {i + 1}", "orderedAt": f"2026-05-{14 + i % 3}T07:{i:02d}:00+05:00", "orderedBy": DOC}
+    if i % 7 != 3:  # orders 3, 10, 17, 24 not performed
+        o["results"] = []
+        for j in range(1 + i % 2):
+            code, name, value, unit = TESTS[(i + j) % len(TESTS)]
+            r = {**({"loincCode": code} if code else {}), "name": name, "dateTime": f"2026-05-{14 + i % 3}T09:{i:02d}:{j:02d}+05:00"}
+            r.update({"value": value, "unit": unit} if value is not None else {"valueText": f"Aniqlanmadi ({i + 1})"})
+            o["results"].append(r)
+    mo["diagnosticOrders"]["orders"].append(o)
+w("many-orders", mo)
+
+# --- labour durations off by one minute either way (the checks allow ±1 min) ---------------------------
+ob = copy.deepcopy(EX)
+ob["documentId"] = "f6a7b8c9-d0e1-4f2a-9b3c-4d5e6f708192"
+ob["laborCourse"].update({"fullDilationAt": "2026-05-14T09:20:40+05:00",  # onset → 590 min 40 s: 591 rounds up
+                          "totalDurationMin": 629, "firstStageMin": 591, "secondStageMin": 26, "thirdStageMin": 9})
+w("durations-off-by-one", ob)
+
 # =========================== invalid inputs (semantic checks) ===========================================
 def inv(name, mutate, base=EX):
     d = copy.deepcopy(base)
@@ -198,6 +236,7 @@ inv("stillbirths-disagree", lambda d: d["newbornDeliveryRecord"]["outcomeSummary
 inv("outcome-sum-disagree", lambda d: d["newbornDeliveryRecord"]["outcomeSummary"].update(liveBirths=1, stillbirths=1), tr)
 inv("labor-durations-disagree", lambda d: d["laborCourse"].update(totalDurationMin=600, firstStageMin=500, secondStageMin=40, thirdStageMin=30))
 inv("twins-second-stage-to-first-twin", lambda d: d["laborCourse"].update(secondStageMin=15, thirdStageMin=17), t)
+inv("labor-stages-off-by-two", lambda d: d["laborCourse"].update(firstStageMin=588, secondStageMin=30))
 inv("labor-end-before-onset", lambda d: d["laborCourse"].update(laborEnd="2026-05-13T22:00:00+05:00", totalDurationMin=None) or d["laborCourse"].pop("totalDurationMin") or d["laborCourse"].pop("thirdStageMin"))
 inv("unknown-practitioner", lambda d: d["responsiblePersons"].update(midwife="12345678901234"))
 inv("duplicate-practitioner", lambda d: d["practitioners"].append(copy.deepcopy(d["practitioners"][0])))

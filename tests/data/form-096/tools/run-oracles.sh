@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compose every Form 096 test input with the engine and run both oracles plus a reachability check;
-# every input under invalid/ must be rejected. Run from the repository root:
+# Compose every Form 096 test input with the engine and run both oracles plus the reachability and
+# nested-entries checks; every input under invalid/ must be rejected. Run from the repository root:
 #   tests/data/form-096/tools/run-oracles.sh [OUTDIR]
 set -u
 DATA=tests/data/form-096
@@ -18,6 +18,7 @@ done
 "$TOOLS/fhir-validate" "$OUT"/valid/*.json || fail=1
 "$TOOLS/dhp-profile-check" "$OUT"/valid/*.json || fail=1
 python3 "$DATA/tools/reachability.py" "$OUT"/valid/*.json || fail=1
+python3 "$DATA/tools/nested-entries.py" "$DATA" "$OUT"/valid/*.json || fail=1
 for f in "$DATA"/invalid/*.json; do
   n=$(basename "$f" .json)
   if cargo run -q -- compose "$f" > "$OUT/invalid/$n.json" 2>/dev/null; then
