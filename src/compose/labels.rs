@@ -75,6 +75,9 @@ pub struct Field {
     pub required: bool,
     pub enum_codes: Vec<String>,
     pub format: Option<String>,
+    /// the schema constrains the text with a `pattern` or `enum` (codes, identifiers): FHIR `code`
+    /// and identifier values must not carry leading or trailing white space
+    pub coded: bool,
     pub order: usize,
 }
 
@@ -203,6 +206,7 @@ fn walk(
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default();
         let format = target.get("format").and_then(Value::as_str).map(str::to_string);
+        let coded = target.get("pattern").is_some() || target.get("enum").is_some();
         *order += 1;
         m.fields.entry(path.to_string()).or_insert(Field {
             labels,
@@ -212,6 +216,7 @@ fn walk(
             required,
             enum_codes,
             format,
+            coded,
             order: *order,
         });
     }

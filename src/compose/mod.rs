@@ -334,8 +334,45 @@ impl FormDef {
             }
             path.clear();
         }
+        issues.extend(self.hygiene(input, "", 0));
         issues.extend(self.semantic_checks(input));
         issues
+    }
+
+    /// What FHIR's primitive types forbid but the schema lets through: control characters in any
+    /// text (not representable in XHTML narratives, outside FHIR `string`), leading or trailing white
+    /// space in codes and identifiers (FHIR `code`), and the year 0000 (outside FHIR `date`).
+    fn hygiene(&self, v: &Value, path: &str, depth: usize) -> Vec<Issue> {
+        let mut out = Vec::new();
+        if depth > 32 {
+            return out;
+        }
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    out.extend(self.hygiene(x, &p, depth + 1));
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    out.extend(self.hygiene(x, &format!("{path}[{i}]"), depth + 1));
+                }
+            }
+            Value::String(s) => {
+                let field = self.labels.field(&labels::generic_path(path));
+                if s.chars().any(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}') {
+                    out.push(Issue::new("value", Some(path.to_string()), "control characters are not allowed in text"));
+                } else if field.is_some_and(|f| f.coded) && (s.trim() != s || s.contains("  ")) {
+                    out.push(Issue::new("value", Some(path.to_string()), "a code or identifier must not have leading, trailing or double spaces"));
+                }
+                if field.is_some_and(|f| matches!(f.format.as_deref(), Some("date" | "date-time"))) && s.starts_with("0000") {
+                    out.push(Issue::new("value", Some(path.to_string()), "the year 0000 does not exist"));
+                }
+            }
+            _ => {}
+        }
+        out
     }
 
     fn semantic_checks(&self, input: &Value) -> Vec<Issue> {
@@ -414,11 +451,28 @@ impl FormDef {
 
     /// Validate and compose. Nothing is stored here; the caller stores the result.
     pub fn compose(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, AppError> {
+        // Outer white space is never meaningful in a form field, and FHIR codes and identifiers
+        // must not carry it: inputs are trimmed first (callers that store the input call
+        // `normalize` themselves, so the stored input is the one composed).
+        let trimmed;
+        let input = if needs_trim(input) {
+            let mut v = input.clone();
+            normalize(&mut v);
+            trimmed = v;
+            &trimmed
+        } else {
+            input
+        };
         let issues = self.validate(input);
         if !issues.is_empty() {
             return Err(AppError::Invalid(issues));
         }
-        self.build(input, ctx).map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))
+        let bundle = self.build(input, ctx).map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))?;
+        let bad = bad_codes(&bundle, input);
+        if !bad.is_empty() {
+            return Err(AppError::Invalid(bad));
+        }
+        Ok(bundle)
     }
 
     fn build(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, String> {
@@ -782,6 +836,27 @@ fn describe(e: &jsonschema::ValidationError<'_>) -> String {
         K::Required { property } => format!("`{}` is required", as_text(property)),
         K::AdditionalProperties { .. } => "this property is not part of the form".to_string(),
         K::Format { format } => format!("{} is not a valid {format}", short(&e.instance)),
+        K::AnyOf { context } | K::OneOfNotValid { context } => {
+            // `anyOf` of `required` alternatives (e.g. a patient identifier): name them
+            let mut names = Vec::new();
+            let all_required = context.iter().all(|branch| {
+                !branch.is_empty()
+                    && branch.iter().all(|b| match &b.kind {
+                        K::Required { property } => {
+                            names.push(format!("`{}`", as_text(property)));
+                            true
+                        }
+                        _ => false,
+                    })
+            });
+            if all_required && !names.is_empty() {
+                names.dedup();
+                format!("at least one of {} is required", names.join(", "))
+            } else {
+                let s = e.to_string();
+                s.chars().take(300).collect()
+            }
+        }
         _ => {
             let s = e.to_string();
             if s.len() > 300 {
@@ -856,4 +931,68 @@ mod tests {
         let c = Composer::builtin().unwrap();
         assert!(c.get("003").is_some() && c.get("form-096").is_some() && c.get("004").is_none());
     }
+}
+
+fn needs_trim(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.trim() != s,
+        Value::Array(a) => a.iter().any(needs_trim),
+        Value::Object(o) => o.values().any(needs_trim),
+        _ => false,
+    }
+}
+
+/// Trim the outer white space of every string of a form input.
+pub fn normalize(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if s.trim() != s {
+                *s = s.trim().to_string();
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(normalize),
+        Value::Object(o) => o.values_mut().for_each(normalize),
+        _ => {}
+    }
+}
+
+/// FHIR `code` values (`^[^\s]+( [^\s]+)*$`) in the composed Bundle that an input field put there
+/// with inner runs of white space: reported at every input field holding that text.
+fn bad_codes(bundle: &Value, input: &Value) -> Vec<Issue> {
+    fn walk<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(o) => o.iter().for_each(|(k, x)| walk(x, k, out)),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, key, out)),
+            Value::String(s) if key == "code" => {
+                if s.is_empty() || s.split(' ').any(str::is_empty) || s.chars().any(|c| c.is_whitespace() && c != ' ') {
+                    out.push(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn find(v: &Value, want: &str, path: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => o.iter().for_each(|(k, x)| {
+                find(x, want, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, out)
+            }),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| find(x, want, &format!("{path}[{i}]"), out)),
+            Value::String(s) if s == want => out.push(path.to_string()),
+            _ => {}
+        }
+    }
+    let mut bad = Vec::new();
+    walk(bundle, "", &mut bad);
+    let mut issues = Vec::new();
+    for b in bad {
+        let mut paths = Vec::new();
+        find(input, b, "", &mut paths);
+        for p in paths {
+            let i = Issue::new("value", Some(p), "this field becomes a FHIR code, which must not contain runs of white space");
+            if !issues.contains(&i) {
+                issues.push(i);
+            }
+        }
+    }
+    issues
 }
