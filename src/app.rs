@@ -15,6 +15,8 @@ pub const DEMO_EMBED_ORIGIN: &str = "http://localhost:8081";
 pub async fn build(config: Config) -> anyhow::Result<(axum::Router, AppState)> {
     config.check()?;
     let store = Store::connect(&config.database_url).await?;
+    let store = Store { required_signatures: Arc::new(config.dhp.required_signatures.clone()), ..store };
+    crate::archive::prepare(&store).await?;
     if config.demo_client && config.mode == Mode::Development {
         store
             .ensure_client(DEMO_CLIENT_ID, "Demo hospital MIS", DEMO_CLIENT_SECRET, &[DEMO_EMBED_ORIGIN.to_string()])
@@ -34,12 +36,14 @@ pub async fn build(config: Config) -> anyhow::Result<(axum::Router, AppState)> {
     };
     let docs = Documents { store, composer, ca: Arc::new(ca), sign_options: Arc::new(sign_options) };
     let state = AppState { config: Arc::new(config), docs };
+    crate::iframe::start(&state).await?;
     Ok((router(state.clone()), state))
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let (app, state) = build(config).await?;
+    let dhp_worker = crate::submit::start(state.docs.store.clone(), state.config.dhp.clone())?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let u = &state.config.public_url;
     println!(
@@ -50,9 +54,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  forms:          {u}/forms");
     println!("  compose:        curl -u {DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET} -H 'Content-Type: application/json' --data @form.json {u}/forms/003/documents");
     println!("  health:         {u}/healthz");
+    crate::demo::spawn(&state).await?; // development only: the demo MIS (prints its URL)
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    if let Some(w) = dhp_worker {
+        w.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -30,6 +30,10 @@ pub struct Config {
     pub signature_target_bundle_id: bool,
     /// Claim `uz-core-provenance` on signing Provenances (servers after UZ Core 0.9.2).
     pub provenance_claim_profile: bool,
+    /// Submission to the DHP (`HUJJAT_DHP_*`, issue 5).
+    pub dhp: crate::submit::DhpConfig,
+    /// Identity providers, signing sessions, webhooks, demo MIS (`HUJJAT_ONEID_*`, `HUJJAT_OIDC_*`, …; issue 4).
+    pub signing: crate::iframe::config::SigningConfig,
 }
 
 fn env(k: &str) -> Option<String> {
@@ -77,6 +81,8 @@ impl Config {
                 && env("HUJJAT_DEMO_CLIENT").map(|v| v != "false" && v != "0").unwrap_or(true),
             signature_target_bundle_id: env("HUJJAT_SIGNATURE_TARGET").is_some_and(|v| v == "bundle-id"),
             provenance_claim_profile: env("HUJJAT_PROVENANCE_CLAIM_PROFILE").is_some_and(|v| v == "true" || v == "1"),
+            dhp: crate::submit::DhpConfig::from_env(mode == Mode::Production)?,
+            signing: crate::iframe::config::SigningConfig::from_env()?,
         };
         cfg.check()?;
         Ok(cfg)
@@ -97,6 +103,7 @@ impl Config {
         if self.ca_cert.is_none() || self.ca_key.is_none() {
             problems.push("the development signing CA is not allowed: set HUJJAT_CA_CERT and HUJJAT_CA_KEY");
         }
+        problems.extend(self.dhp.production_problem.as_deref());
         if !problems.is_empty() {
             anyhow::bail!("HUJJAT_MODE=production refuses to start:\n  - {}", problems.join("\n  - "));
         }
@@ -119,6 +126,8 @@ impl Config {
             demo_client: true,
             signature_target_bundle_id: false,
             provenance_claim_profile: false,
+            dhp: crate::submit::DhpConfig::default(),
+            signing: crate::iframe::config::SigningConfig::for_tests(),
         }
     }
 }

@@ -39,13 +39,14 @@ pub fn etag(version: i64) -> String {
 
 impl Documents {
     /// Form JSON, or a QuestionnaireResponse answering the form's Questionnaire → form JSON.
-    fn form_input(&self, form: &str, body: Value) -> Result<Value, AppError> {
+    pub(crate) fn form_input(&self, form: &str, body: Value) -> Result<Value, AppError> {
         let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
-        let input = if body.get("resourceType").and_then(Value::as_str) == Some("QuestionnaireResponse") {
+        let mut input = if body.get("resourceType").and_then(Value::as_str) == Some("QuestionnaireResponse") {
             questionnaire::response_to_input(def, &body)?
         } else {
             body
         };
+        crate::compose::normalize(&mut input);
         match input.get("form") {
             Some(Value::String(f)) if f == &def.form => Ok(input),
             Some(Value::String(f)) => Err(AppError::Invalid(vec![Issue::new(
@@ -57,7 +58,12 @@ impl Documents {
         }
     }
 
-    fn compose(&self, form: &str, input: &Value, document_id: Uuid) -> Result<(Value, String, Uuid), AppError> {
+    pub(crate) fn compose(
+        &self,
+        form: &str,
+        input: &Value,
+        document_id: Uuid,
+    ) -> Result<(Value, String, Uuid), AppError> {
         let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
         let ctx = ComposeContext::new(document_id, chrono::Local::now().fixed_offset());
         let bundle = def.compose(input, &ctx)?;
@@ -67,22 +73,20 @@ impl Documents {
 
     pub async fn create(&self, client: &Client, form: &str, body: Value) -> Result<Stored, AppError> {
         let input = self.form_input(form, body)?;
-        let id = match input.get("documentId").and_then(Value::as_str) {
-            Some(s) => Uuid::parse_str(s).map_err(|_| {
-                AppError::Invalid(vec![Issue::new(
-                    "value",
-                    Some("documentId".to_string()),
-                    "documentId must be a UUID",
-                )])
-            })?,
-            None => Uuid::new_v4(),
-        };
+        // an invalid documentId is reported together with every other problem by the validation
+        let id =
+            input.get("documentId").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_else(Uuid::new_v4);
         let (bundle, text, bundle_id) = self.compose(form, &input, id)?;
         let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
         let (pinfl, date) = index_fields(&input, &bundle);
         let def_form = self.composer.get(form).map(|d| d.form.clone()).unwrap_or_default();
+        let audit = crate::archive::audit::AuditEntry::new(
+            crate::archive::audit::Event::Create,
+            crate::archive::audit::Agent::client(client),
+        )
+        .document(&id.to_string(), Some(1));
         self.store
-            .create_document(
+            .create_document_audited(
                 &id.to_string(),
                 &def_form,
                 &client.id,
@@ -93,6 +97,7 @@ impl Documents {
                     patient_pinfl: pinfl.as_deref(),
                     composition_date: date.as_deref(),
                 },
+                Some(&crate::archive::WriteHook::audit(audit)),
             )
             .await?;
         tracing::info!(document = %id, form = %def_form, client = %client.id, "document created");
@@ -136,9 +141,16 @@ impl Documents {
         let (bundle, text, bundle_id) = self.compose(&doc.form, &input, uuid)?;
         let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
         let (pinfl, date) = index_fields(&input, &bundle);
+        // an amendment keeps its `relatesTo replaces` (archive lifecycle)
+        let text = crate::archive::lifecycle::with_relations(&self.store, id, bundle, text).await?;
+        let audit = crate::archive::audit::AuditEntry::new(
+            crate::archive::audit::Event::Update,
+            crate::archive::audit::Agent::client(client),
+        )
+        .document(id, Some(expected + 1));
         let v = self
             .store
-            .update_document(
+            .update_document_audited(
                 id,
                 expected,
                 &NewVersion {
@@ -148,6 +160,7 @@ impl Documents {
                     patient_pinfl: pinfl.as_deref(),
                     composition_date: date.as_deref(),
                 },
+                Some(&crate::archive::WriteHook::audit(audit)),
             )
             .await?;
         match v {
@@ -188,6 +201,16 @@ impl Documents {
             .version(id, n)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("document {id} has no version {n}")))?;
+        // every read of a medical record leaves a trace (refused if it cannot)
+        crate::archive::audit::record(
+            &self.store,
+            crate::archive::audit::AuditEntry::new(
+                crate::archive::audit::Event::Read,
+                crate::archive::audit::Agent::client(client),
+            )
+            .document(id, Some(n)),
+        )
+        .await?;
         Ok((doc, v))
     }
 }
@@ -208,6 +231,9 @@ impl Documents {
     /// that signs without one. The signed Bundle becomes the next version; the content is frozen.
     pub async fn sign(&self, id: &str, version: i64, signer: &Signer) -> Result<Stored, AppError> {
         let doc = self.store.document(id).await?.ok_or_else(|| AppError::NotFound(format!("no document {id}")))?;
+        if doc.state == "entered-in-error" || doc.state == "superseded" {
+            return Err(AppError::Conflict(format!("document {id} is {}: it cannot be signed", doc.state)));
+        }
         if doc.version != version {
             return Err(AppError::PreconditionFailed(format!(
                 "the document changed since version {version} was shown (now {}); show it again before signing",
@@ -223,7 +249,19 @@ impl Documents {
         let (signed, record) = sign::sign_document(&bundle, &self.ca, signer, &self.sign_options, chrono::Utc::now())?;
         let text = serde_json::to_string(&signed).map_err(|e| AppError::Internal(e.into()))?;
         let sig = crate::store::documents::NewSignature { signed_content_version: version, record: &record };
-        match self.store.add_signature(id, version, &v.bundle_identifier, &v.input, &text, &sig).await? {
+        let audit = crate::archive::audit::AuditEntry::new(
+            crate::archive::audit::Event::Sign,
+            crate::archive::audit::Agent::person(&signer.pinfl, &signer.name, "practitioner"),
+        )
+        .client(&doc.client_id)
+        .document(id, Some(version + 1))
+        .detail(serde_json::json!({"certificateSerial": record.certificate_serial, "signedContentVersion": version}));
+        let hook = crate::archive::WriteHook::audit(audit);
+        match self
+            .store
+            .add_signature_audited(id, version, &v.bundle_identifier, &v.input, &text, &sig, Some(&hook))
+            .await?
+        {
             Some(n) => {
                 tracing::info!(document = %id, version = n, certificate = %record.certificate_serial, "document signed");
                 Ok(Stored { id: id.to_string(), version: n, bundle: text })
@@ -238,7 +276,18 @@ impl Documents {
     /// (short-lived certificates have expired by the time an archive looks).
     pub async fn verify_stored(&self, client: &Client, id: &str) -> Result<VerificationReport, AppError> {
         let (_doc, v) = self.read(client, id, None).await?;
-        Ok(sign::verify_bundle_json(v.bundle.as_bytes(), &self.ca.anchors(), VerifyAt::SigT))
+        let report = sign::verify_bundle_json(v.bundle.as_bytes(), &self.ca.anchors(), VerifyAt::SigT);
+        crate::archive::audit::record(
+            &self.store,
+            crate::archive::audit::AuditEntry::new(
+                crate::archive::audit::Event::Verify,
+                crate::archive::audit::Agent::client(client),
+            )
+            .document(id, Some(v.version))
+            .detail(serde_json::json!({"ok": report.ok})),
+        )
+        .await?;
+        Ok(report)
     }
 
     /// Verify any Bundle (also third-party ones) against the configured trust anchors.
@@ -247,7 +296,7 @@ impl Documents {
     }
 }
 
-fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>) {
+pub(crate) fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>) {
     let pinfl = input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(str::to_string);
     let date = bundle
         .get("entry")

@@ -30,6 +30,21 @@ enum Cmd {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Archive roles by PINFL (archivist, admin) and API client scopes.
+    Users {
+        #[command(subcommand)]
+        cmd: hujjat::archive::cli::UsersCmd,
+    },
+    /// The audit trail: `hujjat audit verify` walks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        cmd: hujjat::archive::cli::AuditCmd,
+    },
+    /// MIS clients: `add`, `list`, `rotate-secret`, `remove` (secrets are printed once).
+    Clients {
+        #[command(subcommand)]
+        cmd: hujjat::iframe::cli::ClientsCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +52,9 @@ fn main() -> ExitCode {
     match cli.cmd {
         Some(Cmd::Compose { file }) => compose_file(&file),
         Some(Cmd::Verify { file, trust, no_trust, at }) => verify_file(&file, trust, no_trust, at),
+        Some(Cmd::Users { cmd }) => hujjat::archive::cli::users(cmd),
+        Some(Cmd::Audit { cmd }) => hujjat::archive::cli::audit(cmd),
+        Some(Cmd::Clients { cmd }) => hujjat::iframe::cli::clients(cmd),
         None | Some(Cmd::Serve) => serve(),
     }
 }

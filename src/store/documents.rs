@@ -44,6 +44,19 @@ impl Store {
         client_id: &str,
         v: &NewVersion<'_>,
     ) -> Result<(), AppError> {
+        self.create_document_audited(id, form, client_id, v, None).await
+    }
+
+    /// [`Store::create_document`] with the archive's search columns, relation and audit record
+    /// written in the same transaction (`crate::archive::on_write`).
+    pub async fn create_document_audited(
+        &self,
+        id: &str,
+        form: &str,
+        client_id: &str,
+        v: &NewVersion<'_>,
+        archive: Option<&crate::archive::WriteHook>,
+    ) -> Result<(), AppError> {
         let t = now();
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
@@ -67,12 +80,24 @@ impl Store {
             return Err(e.into());
         }
         insert_version(&mut tx, id, 1, v, &t).await?;
+        crate::archive::on_write(&mut tx, id, Some(v), archive).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Store a new version if the current one is `expected`; `Ok(None)` when it is not (stale).
     pub async fn update_document(&self, id: &str, expected: i64, v: &NewVersion<'_>) -> Result<Option<i64>, AppError> {
+        self.update_document_audited(id, expected, v, None).await
+    }
+
+    /// [`Store::update_document`] with the archive's columns and audit record in the same transaction.
+    pub async fn update_document_audited(
+        &self,
+        id: &str,
+        expected: i64,
+        v: &NewVersion<'_>,
+        archive: Option<&crate::archive::WriteHook>,
+    ) -> Result<Option<i64>, AppError> {
         let t = now();
         let mut tx = self.pool.begin().await?;
         // The conditional UPDATE is the lock: of two writers with the same If-Match exactly one
@@ -94,6 +119,7 @@ impl Store {
         }
         let next = expected + 1;
         insert_version(&mut tx, id, next, v, &t).await?;
+        crate::archive::on_write(&mut tx, id, Some(v), archive).await?;
         tx.commit().await?;
         Ok(Some(next))
     }
@@ -198,6 +224,22 @@ impl Store {
         bundle: &str,
         sig: &NewSignature<'_>,
     ) -> Result<Option<i64>, AppError> {
+        self.add_signature_audited(id, expected, bundle_identifier, input, bundle, sig, None).await
+    }
+
+    /// [`Store::add_signature`] with the archive's lifecycle step (an amendment's first signature
+    /// supersedes the document it replaces) and audit record in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_signature_audited(
+        &self,
+        id: &str,
+        expected: i64,
+        bundle_identifier: &str,
+        input: &str,
+        bundle: &str,
+        sig: &NewSignature<'_>,
+        archive: Option<&crate::archive::WriteHook>,
+    ) -> Result<Option<i64>, AppError> {
         let t = now();
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
@@ -238,6 +280,10 @@ impl Store {
         .bind(&t)
         .execute(&mut *tx)
         .await?;
+        // queued for the DHP in this same transaction once the form's signatures are complete
+        crate::submit::outbox::enqueue_if_complete(&mut tx, &self.required_signatures, id, next, bundle_identifier, &t)
+            .await?;
+        crate::archive::on_write(&mut tx, id, None, archive).await?;
         tx.commit().await?;
         Ok(Some(next))
     }

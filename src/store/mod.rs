@@ -22,6 +22,8 @@ pub enum Backend {
 pub struct Store {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// Signatures a document needs before it is queued for the DHP (`HUJJAT_DHP_REQUIRED_SIGNATURES`).
+    pub required_signatures: std::sync::Arc<crate::submit::RequiredSignatures>,
 }
 
 impl Store {
@@ -64,7 +66,7 @@ impl Store {
         };
         let pool = opts.connect(url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, required_signatures: Default::default() })
     }
 
     pub async fn healthy(&self) -> Result<(), AppError> {

@@ -37,7 +37,20 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 impl FromRequestParts<AppState> for MisClient {
     type Rejection = AppError;
 
+    /// A client with the `documents` scope (the default); archive and admin clients are read-only
+    /// here (`403`), see `archive::access`.
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let c = MisClient::from_client_credentials(parts, st).await?;
+        if !c.0.scopes.iter().any(|s| s == "documents") {
+            return Err(AppError::Forbidden("this client has no `documents` scope: it cannot use the MIS API".into()));
+        }
+        Ok(c)
+    }
+}
+
+impl MisClient {
+    /// Any client authenticated by its credentials (Basic or Bearer), whatever its scopes.
+    pub async fn from_client_credentials(parts: &Parts, st: &AppState) -> Result<Self, AppError> {
         let unauthorized = || {
             AppError::Unauthorized("send HTTP Basic client_id:secret or a Bearer token from POST /oauth/token".into())
         };

@@ -1,7 +1,7 @@
 //! HTTP: routing, authentication, request decoding and response encoding. No business rules here.
 
 pub mod auth;
-mod preview;
+pub mod preview;
 
 use crate::compose::questionnaire;
 use crate::config::Config;
@@ -47,9 +47,14 @@ pub fn router(state: AppState) -> Router {
         .route("/$verify", post(verify_any))
         .route("/documents/{id}/$verify", get(verify_document))
         .route("/documents/{id}/signatures", get(document_signatures))
+        .merge(crate::submit::routes())
+        .merge(crate::iframe::routes(&state))
+        .merge(crate::archive::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        // the request's source address for audit records written anywhere while serving it
+        .layer(axum::middleware::from_fn(crate::archive::audit::request_context))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))

@@ -3,6 +3,8 @@
 //! PostgreSQL schema — and the service on a random loopback port.
 #![allow(dead_code)]
 
+pub mod gen;
+
 use hujjat::config::Config;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,13 +49,7 @@ impl TestApp {
                 .await
                 .expect("serve");
         });
-        TestApp {
-            base: format!("http://{addr}"),
-            http: reqwest::Client::new(),
-            state,
-            database_url: url,
-            _dir: dir,
-        }
+        TestApp { base: format!("http://{addr}"), http: reqwest::Client::new(), state, database_url: url, _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,93 @@
+//! Issue 6: a headless Chromium (Debian's, through playwright-core) logs in as an archivist,
+//! searches by PINFL, opens a document and sees its signature panel. Screenshots:
+//! `artifacts/browser/<db>-archive/`.
+//!
+//! Needs `/usr/bin/chromium` and `tests/browser/node_modules` (scripts/test installs both). Runs
+//! when `HUJJAT_BROWSER_TESTS=1` (as the signing-iframe browser test); otherwise it says so and
+//! passes, so a plain `cargo test` on a machine without a browser still works.
+
+mod archive_support;
+mod common;
+
+use archive_support::*;
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+
+fn enabled() -> bool {
+    if std::env::var("HUJJAT_BROWSER_TESTS").is_ok_and(|v| v == "1") {
+        let browser = project_root().join("tests/browser");
+        assert!(
+            browser.join("node_modules/playwright-core").exists() && std::path::Path::new("/usr/bin/chromium").exists(),
+            "HUJJAT_BROWSER_TESTS=1 but Chromium or tests/browser/node_modules is missing: run scripts/test (or apt-get install chromium; npm ci --prefix tests/browser)"
+        );
+        true
+    } else {
+        eprintln!("browser tests skipped: set HUJJAT_BROWSER_TESTS=1 (scripts/test does)");
+        false
+    }
+}
+
+#[tokio::test]
+async fn archivist_finds_a_document_and_sees_its_signature_panel() {
+    if !enabled() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let input = example_003();
+    let id = create_signed(&app, &Cred::demo(), &input).await;
+    // another patient's document, which the search must not show
+    let mut other = example_003();
+    other["patient"]["pinfl"] = serde_json::json!("31703920270099");
+    create_signed(&app, &Cred::demo(), &other).await;
+    grant(&app, "30000000000001", "archivist", &[]).await;
+
+    let db = if std::env::var("HUJJAT_TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let out_dir = project_root().join("artifacts/browser").join(format!("{db}-archive"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let signer = signer_for(&input, &attending(&input));
+    let out = tokio::task::spawn_blocking({
+        let (base, out_dir, id, signer) = (app.base.clone(), out_dir.clone(), id.clone(), signer.name.clone());
+        let patient = input["patient"]["pinfl"].as_str().unwrap().to_string();
+        move || {
+            Command::new("node")
+                .arg("archive.mjs")
+                .current_dir(project_root().join("tests/browser"))
+                .env("HUJJAT_URL", base)
+                .env("ARTIFACTS", out_dir)
+                .env("ARCHIVIST_PINFL", "30000000000001")
+                .env("PATIENT_PINFL", patient)
+                .env("DOCUMENT_ID", id)
+                .env("SIGNER_NAME", signer)
+                .output()
+                .expect("node")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let summary: Value = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
+    assert!(
+        out.status.success() && summary["ok"] == true,
+        "browser run failed: {summary:#}\nstderr: {}",
+        tail(&String::from_utf8_lossy(&out.stderr), 40)
+    );
+    assert!(out_dir.join("signature-panel.png").exists(), "the screenshot of the signature panel is saved");
+    // the browser's visit left its trace: login, search, read, verify
+    let codes: Vec<String> =
+        sqlx::query("SELECT subtype FROM audit_events WHERE agent_id = '30000000000001' ORDER BY seq")
+            .fetch_all(&app.state.docs.store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, "subtype"))
+            .collect();
+    for c in ["login", "search", "read", "verify"] {
+        assert!(codes.iter().any(|x| x == c), "no `{c}` in {codes:?}");
+    }
+}

@@ -1,0 +1,119 @@
+//! Helpers of the archive tests (issue 6): clients with scopes, archive logins, signed documents.
+#![allow(dead_code)]
+
+use crate::common::{TestApp, DEMO};
+use hujjat::sign::Signer;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// An API client's credentials.
+#[derive(Clone, Debug)]
+pub struct Cred(pub String, pub String);
+
+impl Cred {
+    pub fn demo() -> Cred {
+        Cred(DEMO.0.into(), DEMO.1.into())
+    }
+}
+
+/// A client with these scopes (`documents`, `archive`, `admin`).
+pub async fn client(app: &TestApp, id: &str, scopes: &[&str]) -> Cred {
+    let secret = format!("{id}-secret-0123456789");
+    app.state.docs.store.upsert_client(id, &format!("{id} system"), &secret, &[], None).await.unwrap();
+    assert!(hujjat::archive::access::set_client_scopes(&app.state.docs.store, id, scopes).await.unwrap());
+    Cred(id.into(), secret)
+}
+
+/// Grant a role (as `hujjat users grant` does).
+pub async fn grant(app: &TestApp, pinfl: &str, role: &str, orgs: &[&str]) {
+    let orgs: Vec<String> = orgs.iter().map(|s| s.to_string()).collect();
+    hujjat::archive::access::grant(
+        &app.state.docs.store,
+        pinfl,
+        role,
+        &orgs,
+        Some("Test Person"),
+        &hujjat::archive::audit::Agent::system("test"),
+    )
+    .await
+    .unwrap();
+}
+
+/// Log in through the archive login page; returns the `Cookie` header value.
+pub async fn login(app: &TestApp, pinfl: &str, name: &str) -> String {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = http
+        .post(app.url("/archive/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("pinfl={pinfl}&name={}&next=%2Farchive", name.replace(' ', "+")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    let c = r.headers()["set-cookie"].to_str().unwrap();
+    c.split(';').next().unwrap().to_string()
+}
+
+pub fn signer_for(input: &Value, pinfl: &str) -> Signer {
+    let p = input["practitioners"].as_array().unwrap().iter().find(|p| p["pinfl"] == pinfl).unwrap();
+    let n = &p["name"];
+    let name =
+        [&n["family"], &n["given"], &n["patronymic"]].iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ");
+    Signer {
+        pinfl: pinfl.to_string(),
+        name: name.chars().take(64).collect(),
+        role_display: p["positionText"].as_str().unwrap_or("").to_string(),
+    }
+}
+
+pub fn attending(input: &Value) -> String {
+    input["responsiblePersons"]["attendingDoctor"].as_str().unwrap().to_string()
+}
+
+/// The Form 003 example with a fresh document id.
+pub fn example_003() -> Value {
+    let mut v = crate::common::example("003", "example");
+    v.as_object_mut().unwrap().remove("documentId");
+    v
+}
+
+/// Create a document as `cred` over HTTP; returns its id.
+pub async fn create(app: &TestApp, cred: &Cred, form: &str, input: &Value) -> String {
+    let r = app
+        .http
+        .post(app.url(&format!("/forms/{form}/documents")))
+        .basic_auth(&cred.0, Some(&cred.1))
+        .json(input)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    r.headers()["location"].to_str().unwrap().trim_start_matches("/documents/").to_string()
+}
+
+/// Create and sign (by the attending doctor) a document; returns its id.
+pub async fn create_signed(app: &TestApp, cred: &Cred, input: &Value) -> String {
+    let id = create(app, cred, "003", input).await;
+    app.state.docs.sign(&id, 1, &signer_for(input, &attending(input))).await.unwrap();
+    id
+}
+
+/// A request as a principal: API credentials, an archive session cookie, bad credentials, or none.
+#[derive(Clone, Debug)]
+pub enum As {
+    Nobody,
+    BadCredentials,
+    Client(Cred),
+    Session(String),
+}
+
+pub fn req(app: &TestApp, method: reqwest::Method, path: &str, who: &As) -> reqwest::RequestBuilder {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let b = http.request(method, app.url(path));
+    match who {
+        As::Nobody => b,
+        As::BadCredentials => b.basic_auth("demo-mis", Some("wrong")),
+        As::Client(c) => b.basic_auth(&c.0, Some(&c.1)),
+        As::Session(cookie) => b.header("cookie", cookie.as_str()),
+    }
+}
