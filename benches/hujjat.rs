@@ -77,6 +77,10 @@ impl Fixture {
         let input_003 = example("003");
         let input_096 = example("096");
         let bundle_003 = composer.get("003").expect("form 003").compose(&input_003, &ctx()).expect("compose 003");
+        // the borrowed canonical view (src/sign/canon.rs) gives the same bytes as JCS of a pruned copy
+        let mut copy = bundle_003.clone();
+        copy.as_object_mut().expect("object").retain(|k, _| !matches!(k.as_str(), "id" | "meta" | "signature"));
+        assert_eq!(canonical_payload(&bundle_003).expect("payload"), hujjat::sign::jcs(&copy).expect("jcs"));
         let bundle_file = dir.path().join("form-003.bundle.json");
         std::fs::write(&bundle_file, serde_json::to_vec(&bundle_003).expect("serialize")).expect("write bundle");
         let signer = attending(&input_003);

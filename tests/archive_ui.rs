@@ -31,11 +31,11 @@ async fn archive_pages_in_three_languages() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         r.headers()["location"],
-        format!("/archive/login?next=%2Farchive%2Fdocuments%2F{id}").replace('-', "%2D")
+        format!("/login?next=%2Farchive%2Fdocuments%2F{id}").replace('-', "%2D")
     );
     grant(&app, "30000000000001", "archivist", &[]).await;
     let cookie = login(&app, "30000000000001", "Arxivchi Birinchi").await;
-    assert!(cookie.starts_with("hujjat_archive="));
+    assert!(cookie.starts_with("__Host-hujjat-session="));
 
     // the search page, in each language; the choice is remembered in a cookie
     for (lang, title, found) in [
@@ -123,14 +123,38 @@ async fn archive_pages_in_three_languages() {
     let (s, _, _) = page(&app, "/archive/documents/not-a-document", &cookie).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    // a person without a role sees a clear 403 page; logout ends the session
+    // a person without a role sees a clear 403 page (in the page's language, with a logout button)
     let other = login(&app, "30000000000009", "Begona Odam").await;
-    let (s, html, _) = page(&app, "/archive?lang=en", &other).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    assert!(html.contains("You have no access to the archive"));
-    let r = req(&app, Method::POST, "/archive/logout", &As::Session(cookie.clone())).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    for (lang, text) in [
+        ("en", "You have no access to the archive"),
+        ("ru", "У вас нет доступа к архиву"),
+        ("uz", "Sizda arxivga kirish huquqi yo&#39;q"),
+    ] {
+        let (s, html, _) = page(&app, &format!("/archive?lang={lang}"), &other).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{lang}");
+        assert!(html.contains(text), "{lang}: {html}");
+        assert!(html.contains("BEGONA ODAM") && html.contains("action=\"/logout\""), "{lang}");
+    }
+
+    // logout: a POST with the session's CSRF token ends the session
+    let (_, html, _) = page(&app, "/archive", &cookie).await;
+    let csrf = logout_csrf(&html);
+    let r = req(&app, Method::POST, "/logout", &As::Session(cookie.clone()))
+        .form(&[("csrf", "wrong"), ("next", "/archive")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "logout without the right CSRF token");
+    let (s, _, _) = page(&app, "/archive", &cookie).await;
+    assert_eq!(s, StatusCode::OK, "the refused logout left the session alone");
+    let r = req(&app, Method::POST, "/logout", &As::Session(cookie.clone()))
+        .form(&[("csrf", csrf.as_str()), ("next", "/archive")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert!(r.text().await.unwrap().contains("/login?next=%2Farchive"), "a link to log in again");
     let r = req(&app, Method::GET, "/archive", &As::Session(cookie)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "the session is gone");
 }

@@ -12,18 +12,17 @@
 //! `401`; a valid principal without the needed role is `403`; a document the principal may not
 //! see is `404` (its existence is not confirmed).
 //!
-//! # Connecting the shared identity module (issue 4)
+//! # Browser sessions
 //!
-//! The archive needs one thing from browser logins: the logged-in person's PINFL and name, see
-//! [`session_person`]. Until `src/identity/` provides sessions, an *interim development login*
-//! ([`super::devlogin`], only with `HUJJAT_IDENTITY_PROVIDER=dev` in development mode) keeps its own
-//! cookie and `archive_sessions` rows. To connect: make [`session_person`] read the identity
-//! module's session, point [`login_url`] at its login page, and delete `devlogin.rs` and the
-//! `archive_sessions` table.
+//! People log in through the shared identity module's plain browser login
+//! ([`crate::iframe::login`]: `GET /login?next=…` → oneID / OIDC / the development oneID → a
+//! first-party tower-sessions session); [`session_person`] reads that session. Logging in gives
+//! no access by itself: roles come from `role_grants` by PINFL on every request, so a revoked role
+//! takes effect at once.
 
 use super::audit::Agent;
 use crate::error::AppError;
-use crate::store::clients::{hash_secret, random_token, Client};
+use crate::store::clients::Client;
 use crate::store::Store;
 use crate::web::AppState;
 use axum::extract::FromRequestParts;
@@ -144,16 +143,20 @@ impl Principal {
 pub struct SessionPerson {
     pub pinfl: String,
     pub name: String,
+    /// The session's token for state-changing requests (the logout form).
+    pub csrf: String,
 }
 
 /// The seam to the identity module: who is logged in on this request (no session → `None`).
 pub async fn session_person(parts: &Parts, st: &AppState) -> Result<Option<SessionPerson>, AppError> {
-    super::devlogin::current(parts, st).await
+    Ok(crate::iframe::login::current(parts, &st.docs.store)
+        .await?
+        .map(|l| SessionPerson { pinfl: l.pinfl, name: l.name, csrf: l.csrf }))
 }
 
-/// Where a browser without a session is sent.
+/// Where a browser without a session is sent: the identity module's login, back to `next`.
 pub fn login_url(next: &str) -> String {
-    format!("/archive/login?next={}", percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC))
+    crate::iframe::login::login_url(next)
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -282,8 +285,7 @@ pub async fn revoke(store: &Store, pinfl: &str, role: Option<&str>, by: &Agent) 
         let e = super::audit::AuditEntry::new(super::audit::Event::RoleRevoke, by.clone())
             .detail(serde_json::json!({"pinfl": pinfl, "role": role.unwrap_or("*")}));
         super::audit::append(&mut tx, &e).await?;
-        // end the person's archive sessions: a revoked role takes effect at once
-        sqlx::query("DELETE FROM archive_sessions WHERE pinfl = $1").bind(pinfl).execute(&mut *tx).await?;
+        // no session to end: roles are read on every request, so the revocation takes effect at once
     }
     tx.commit().await?;
     Ok(n)
@@ -300,41 +302,4 @@ pub async fn set_client_scopes(store: &Store, client_id: &str, scopes: &[&str]) 
         .execute(&store.pool)
         .await?;
     Ok(r.rows_affected() > 0)
-}
-
-// ---- interim session tokens (used by devlogin; removed when the identity module takes over) ----
-
-pub(crate) async fn new_session(store: &Store, p: &SessionPerson, ttl_secs: i64) -> Result<String, AppError> {
-    let token = random_token(32);
-    let now = chrono::Utc::now().timestamp();
-    sqlx::query("DELETE FROM archive_sessions WHERE expires_at < $1").bind(now).execute(&store.pool).await?;
-    sqlx::query("INSERT INTO archive_sessions (token_hash, pinfl, name, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(hash_secret("archive-session", &token))
-        .bind(&p.pinfl)
-        .bind(&p.name)
-        .bind(now + ttl_secs)
-        .execute(&store.pool)
-        .await?;
-    Ok(token)
-}
-
-pub(crate) async fn session_for(store: &Store, token: &str) -> Result<Option<SessionPerson>, AppError> {
-    let row = sqlx::query("SELECT pinfl, name FROM archive_sessions WHERE token_hash = $1 AND expires_at >= $2")
-        .bind(hash_secret("archive-session", token))
-        .bind(chrono::Utc::now().timestamp())
-        .fetch_optional(&store.pool)
-        .await?;
-    Ok(row
-        .map(|r| -> Result<SessionPerson, sqlx::Error> {
-            Ok(SessionPerson { pinfl: r.try_get("pinfl")?, name: r.try_get("name")? })
-        })
-        .transpose()?)
-}
-
-pub(crate) async fn end_session(store: &Store, token: &str) -> Result<(), AppError> {
-    sqlx::query("DELETE FROM archive_sessions WHERE token_hash = $1")
-        .bind(hash_secret("archive-session", token))
-        .execute(&store.pool)
-        .await?;
-    Ok(())
 }

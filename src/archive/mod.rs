@@ -8,8 +8,8 @@
 //! - [`export`]: `GET /documents/{id}/$export` (ZIP: bundle.json as stored, report.json, chain.pem, …).
 //! - [`lifecycle`]: amendments (`relatesTo replaces`, old one superseded at the new one's first
 //!   signature) and entered-in-error (a state change with a reason; stored bytes never change).
-//! - [`api`] and [`ui`]: the HTTP endpoints and the server-rendered pages; [`devlogin`]: the
-//!   interim development login of archivists (until the identity module provides sessions).
+//! - [`api`] and [`ui`]: the HTTP endpoints and the server-rendered pages. People log in through
+//!   the identity module's browser login ([`crate::iframe::login`]).
 //!
 //! Writes of document versions call [`on_write`] inside their transaction: it fills the search
 //! columns (`composition_at`, `organization`), records amendment relations, supersedes a replaced
@@ -19,7 +19,6 @@ pub mod access;
 pub mod api;
 pub mod audit;
 pub mod cli;
-pub mod devlogin;
 pub mod export;
 pub mod lifecycle;
 pub mod search;
@@ -36,9 +35,14 @@ use sqlx::Row;
 
 pub use access::Principal;
 
-/// The archive's routes (merged into the service router).
-pub fn routes() -> Router<AppState> {
-    api::routes().merge(ui::routes()).merge(devlogin::routes())
+/// The archive's routes (merged into the service router). The browser session layer of the
+/// identity module's login lets pages (and API calls made with a session cookie) find the person
+/// and extends the session on use.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    api::routes()
+        .merge(ui::routes())
+        .layer(crate::iframe::session_store::layer(state.docs.store.clone()))
+        .layer(axum::middleware::map_response(crate::iframe::session_store::partitioned))
 }
 
 /// What a write of a document version carries for the archive.

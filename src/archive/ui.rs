@@ -4,7 +4,8 @@
 //! English: `?lang=uz|ru|en` (remembered in a cookie), else `Accept-Language`, else Uzbek.
 //!
 //! Pages need a logged-in archivist or admin ([`super::access::session_person`]); without a
-//! session they redirect to the login page.
+//! session they redirect to the identity module's login (`/login?next=…`); a person without an
+//! archive role gets a `403` page (with a logout button, to log in as someone else).
 
 use super::access::{login_url, session_person, Principal};
 use super::audit::{self, Event};
@@ -92,11 +93,8 @@ pub struct Tr {
     pub no_role: &'static str,
     pub not_found: &'static str,
     pub bad_search: &'static str,
-    pub dev_login_title: &'static str,
-    pub dev_login_hint: &'static str,
     pub name: &'static str,
     pub pinfl: &'static str,
-    pub login_unavailable: &'static str,
     pub narrative: &'static str,
     pub st_draft: &'static str,
     pub st_signed: &'static str,
@@ -161,11 +159,8 @@ pub static UZ: Tr = Tr {
     no_role: "Sizda arxivga kirish huquqi yo'q. Administrator uni `hujjat users grant` buyrug'i bilan beradi.",
     not_found: "Bunday hujjat yo'q yoki uni ko'rishga ruxsatingiz yo'q.",
     bad_search: "Qidiruv so'rovi noto'g'ri",
-    dev_login_title: "Arxivga kirish (ishlab chiqish rejimi)",
-    dev_login_hint: "Ishlab chiqish rejimi: oneID o'rniga JShShIR va ismingizni kiriting.",
     name: "F.I.Sh.",
     pinfl: "JShShIR",
-    login_unavailable: "Arxivga kirish hali identifikatsiya tizimiga ulanmagan.",
     narrative: "Hujjat matni",
     st_draft: "Qoralama",
     st_signed: "Imzolangan",
@@ -230,11 +225,8 @@ pub static RU: Tr = Tr {
     no_role: "У вас нет доступа к архиву. Администратор выдаёт его командой `hujjat users grant`.",
     not_found: "Такого документа нет, или у вас нет права его видеть.",
     bad_search: "Неверный поисковый запрос",
-    dev_login_title: "Вход в архив (режим разработки)",
-    dev_login_hint: "Режим разработки: вместо oneID введите ПИНФЛ и имя.",
     name: "Ф.И.О.",
     pinfl: "ПИНФЛ",
-    login_unavailable: "Вход в архив ещё не подключён к системе идентификации.",
     narrative: "Текст документа",
     st_draft: "Черновик",
     st_signed: "Подписан",
@@ -299,11 +291,8 @@ pub static EN: Tr = Tr {
     no_role: "You have no access to the archive. An administrator grants it with `hujjat users grant`.",
     not_found: "There is no such document, or you may not see it.",
     bad_search: "The search is not valid",
-    dev_login_title: "Archive login (development)",
-    dev_login_hint: "Development mode: enter a PINFL and a name instead of oneID.",
     name: "Full name",
     pinfl: "PINFL",
-    login_unavailable: "The archive login is not connected to an identity provider yet.",
     narrative: "Document text",
     st_draft: "Draft",
     st_signed: "Signed",
@@ -411,6 +400,20 @@ pub struct ArchiveUser {
     pub principal: Principal,
     pub t: &'static Tr,
     pub remember_lang: Option<&'static str>,
+    /// The session's CSRF token (the logout form).
+    pub csrf: String,
+}
+
+/// The logged-in person in the page header: shown as the label; `csrf` goes into the logout form.
+pub struct Who {
+    pub label: String,
+    pub csrf: String,
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
 }
 
 impl FromRequestParts<AppState> for ArchiveUser {
@@ -435,8 +438,11 @@ impl FromRequestParts<AppState> for ArchiveUser {
             Err(e) => return Err(message(t, e.status(), &e.issues()[0].diagnostics)),
         };
         match Principal::for_person(&person, &grants) {
-            Ok(principal) => Ok(ArchiveUser { principal, t, remember_lang }),
-            Err(_) => Err(message(t, StatusCode::FORBIDDEN, t.no_role)),
+            Ok(principal) => Ok(ArchiveUser { principal, t, remember_lang, csrf: person.csrf }),
+            Err(_) => {
+                let who = Who { label: person.name.clone(), csrf: person.csrf.clone() };
+                Err(message_as(t, StatusCode::FORBIDDEN, t.no_role, Some(who)))
+            }
         }
     }
 }
@@ -447,14 +453,18 @@ impl FromRequestParts<AppState> for ArchiveUser {
 #[template(path = "archive_message.html")]
 struct MessagePage<'a> {
     t: &'static Tr,
-    user: Option<String>,
+    user: Option<Who>,
     keep: &'static str,
     text: &'a str,
 }
 
 pub(crate) fn message(t: &'static Tr, status: StatusCode, text: &str) -> Response {
+    message_as(t, status, text, None)
+}
+
+fn message_as(t: &'static Tr, status: StatusCode, text: &str, user: Option<Who>) -> Response {
     let n = nonce();
-    let html = MessagePage { t, user: None, keep: "", text }.render().unwrap_or_else(|_| text.to_string());
+    let html = MessagePage { t, user, keep: "", text }.render().unwrap_or_else(|_| text.to_string());
     page(status, html, &n, None)
 }
 
@@ -472,7 +482,7 @@ pub struct Row {
 #[template(path = "archive_search.html")]
 struct SearchPage {
     t: &'static Tr,
-    user: Option<String>,
+    user: Option<Who>,
     /// the query to keep when switching language (`…&`)
     keep: String,
     nonce: String,
@@ -491,8 +501,10 @@ struct SearchPage {
     first: Option<String>,
 }
 
-fn user_label(p: &Principal) -> Option<String> {
-    Some(format!("{} ({})", p.agent.name.clone().unwrap_or_default(), p.agent.role.clone().unwrap_or_default()))
+fn user_label(u: &ArchiveUser) -> Option<Who> {
+    let p = &u.principal;
+    let label = format!("{} ({})", p.agent.name.clone().unwrap_or_default(), p.agent.role.clone().unwrap_or_default());
+    Some(Who { label, csrf: u.csrf.clone() })
 }
 
 /// A date (UTC instant) shown in Tashkent time.
@@ -516,7 +528,7 @@ async fn search_page(
         q.iter().filter(|(k, _)| *k != "lang").map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut p = SearchPage {
         t,
-        user: user_label(&user.principal),
+        user: user_label(&user),
         keep: if keep.is_empty() { String::new() } else { format!("{}&", search::encode_query(&keep)) },
         nonce: nonce(),
         pinfl: pinfl.clone(),
@@ -682,7 +694,7 @@ pub struct VersionView {
 #[template(path = "archive_document.html")]
 struct DocumentPage {
     t: &'static Tr,
-    user: Option<String>,
+    user: Option<Who>,
     keep: &'static str,
     nonce: String,
     doc: ArchivedDocument,
@@ -780,7 +792,7 @@ async fn document_page(
     let (title, composition_div, secs) = sections(&bundle);
     let page_ = DocumentPage {
         t,
-        user: user_label(who),
+        user: user_label(&user),
         keep: "",
         nonce: nonce(),
         form_label: t.form_label(&doc.form),

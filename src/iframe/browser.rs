@@ -330,6 +330,10 @@ pub async fn callback(
     headers: HeaderMap,
     Query(cb): Query<Callback>,
 ) -> Response {
+    // a plain browser login (`GET /login`) shares this callback; its state is kept apart
+    if super::login::owns_callback(&session, &cb).await {
+        return super::login::callback(&ctx, &session, &headers, &cb).await;
+    }
     let lang = lang_of(&headers);
     let Some(state) = cb.state.clone().filter(|s| !s.is_empty()) else {
         let code = if cb.error.is_some() { "login_cancelled" } else { "state_mismatch" };
@@ -344,8 +348,10 @@ pub async fn callback(
     }
     let _ = session.remove::<String>("login_state").await;
     let (sid, nonce, verifier) = match ctx.sessions().take_login_state(&sha256_hex(&state)).await {
-        Ok(Some(x)) => x,
-        Ok(None) => return popup(lang, StatusCode::BAD_REQUEST, false, "state_mismatch", ""),
+        Ok(Some(l)) if l.purpose == "signing" && l.signing_session_id.is_some() => {
+            (l.signing_session_id.unwrap_or_default(), l.nonce, l.pkce_verifier)
+        }
+        Ok(_) => return popup(lang, StatusCode::BAD_REQUEST, false, "state_mismatch", ""),
         Err(e) => return internal(&headers, None, e),
     };
     let s = match ctx.sessions().get(&sid).await {

@@ -297,6 +297,21 @@ pub fn error_message(locale: &str, code: &str) -> &'static str {
             "Для окна входа нужны cookie. Разрешите cookie для этого сайта.",
             "The login window needs cookies. Allow cookies for this site.",
         ),
+        "unsafe_next" => pick(
+            "Kirishdan keyin faqat shu saytning sahifasiga qaytish mumkin: so'rovdagi manzil rad etildi.",
+            "После входа можно вернуться только на страницу этого сайта: адрес в запросе отклонён.",
+            "After logging in you can only return to a page of this site: the address in the request was refused.",
+        ),
+        "unknown_provider" => pick(
+            "Bunday identifikatsiya provayderi sozlanmagan. Kirish sahifasini provayder ko'rsatmasdan oching.",
+            "Такой провайдер идентификации не настроен. Откройте страницу входа без указания провайдера.",
+            "That identity provider is not configured. Open the login page without naming a provider.",
+        ),
+        "login_unavailable" => pick(
+            "Kirish hozircha mumkin emas: identifikatsiya provayderi sozlanmagan. Administratorga murojaat qiling.",
+            "Вход сейчас невозможен: провайдер идентификации не настроен. Обратитесь к администратору.",
+            "Logging in is not possible right now: no identity provider is configured. Contact the administrator.",
+        ),
         "bad_request" => pick(
             "So'rov noto'g'ri tuzilgan.",
             "Неверно составленный запрос.",
@@ -332,6 +347,9 @@ pub const ERROR_CODES: &[&str] = &[
     "session_closed",
     "cookies_required",
     "bad_request",
+    "unsafe_next",
+    "unknown_provider",
+    "login_unavailable",
     "internal",
 ];
 

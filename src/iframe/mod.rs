@@ -15,12 +15,16 @@
 //! partitioned session cookie does come back, the session is bound to it and then requires it.
 //! The popup is first-party: its session cookie binds the OAuth `state` to the browser that
 //! started the login (login CSRF), and its id is cycled at login.
+//!
+//! [`login`]: the plain browser login (`GET /login?next=…`, `POST /logout`) for first-party pages
+//! such as the archive UI; same providers and callback, not tied to a signing session.
 
 pub mod api;
 pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod i18n;
+pub mod login;
 pub mod pages;
 pub mod session_store;
 pub mod store;
@@ -133,6 +137,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/s/{handle}/sign", post(browser::sign))
         .route("/s/{handle}/cancel", post(browser::cancel))
         .route(crate::identity::CALLBACK_PATH, get(browser::callback))
+        .route(login::LOGIN_PATH, get(login::start))
+        .route(login::LOGOUT_PATH, post(login::logout))
         .layer(session_store::layer(state.docs.store.clone()))
         .layer(axum::middleware::map_response(session_store::partitioned))
         .with_state(ctx);

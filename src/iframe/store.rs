@@ -10,6 +10,19 @@ use sqlx::Row;
 /// `authenticated`).
 pub const OPEN_STATES: &[&str] = &["created", "opened", "authenticated", "signing"];
 
+/// A used login state: what the login was for and its per-attempt secrets.
+#[derive(Debug, Clone)]
+pub struct LoginState {
+    /// The signing session of a popup login (`purpose` = `signing`).
+    pub signing_session_id: Option<String>,
+    /// `signing` or `browser` (a plain browser login, `GET /login`).
+    pub purpose: String,
+    /// Where a browser login returns (a same-origin path).
+    pub next: Option<String>,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct SigningSession {
     pub id: String,
@@ -325,7 +338,7 @@ impl Sessions<'_> {
     ) -> Result<(), AppError> {
         sqlx::query("DELETE FROM login_states WHERE expires_at < $1").bind(now_secs()).execute(&self.0.pool).await?;
         sqlx::query(
-            "INSERT INTO login_states (state_hash, signing_session_id, nonce, pkce_verifier, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO login_states (state_hash, signing_session_id, purpose, nonce, pkce_verifier, expires_at) VALUES ($1, $2, 'signing', $3, $4, $5)",
         )
         .bind(state_hash)
         .bind(sid)
@@ -337,8 +350,33 @@ impl Sessions<'_> {
         Ok(())
     }
 
-    /// Use a login state once: (signing session id, nonce, verifier), or None if unknown/used/expired.
-    pub async fn take_login_state(&self, state_hash: &str) -> Result<Option<(String, String, String)>, AppError> {
+    /// A login state of a plain browser login (`GET /login`): no signing session; `next` is the
+    /// same-origin path to return to (checked by the caller).
+    pub async fn insert_browser_login_state(
+        &self,
+        state_hash: &str,
+        next: &str,
+        nonce: &str,
+        verifier: &str,
+        ttl: i64,
+    ) -> Result<(), AppError> {
+        sqlx::query("DELETE FROM login_states WHERE expires_at < $1").bind(now_secs()).execute(&self.0.pool).await?;
+        sqlx::query(
+            "INSERT INTO login_states (state_hash, signing_session_id, purpose, next_path, nonce, pkce_verifier, expires_at)
+             VALUES ($1, NULL, 'browser', $2, $3, $4, $5)",
+        )
+        .bind(state_hash)
+        .bind(next)
+        .bind(nonce)
+        .bind(verifier)
+        .bind(now_secs() + ttl)
+        .execute(&self.0.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Use a login state once, or None if unknown/used/expired.
+    pub async fn take_login_state(&self, state_hash: &str) -> Result<Option<LoginState>, AppError> {
         let r = sqlx::query("UPDATE login_states SET used = 1 WHERE state_hash = $1 AND used = 0 AND expires_at > $2")
             .bind(state_hash)
             .bind(now_secs())
@@ -347,11 +385,18 @@ impl Sessions<'_> {
         if r.rows_affected() != 1 {
             return Ok(None);
         }
-        let row =
-            sqlx::query("SELECT signing_session_id, nonce, pkce_verifier FROM login_states WHERE state_hash = $1")
-                .bind(state_hash)
-                .fetch_one(&self.0.pool)
-                .await?;
-        Ok(Some((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        let row = sqlx::query(
+            "SELECT signing_session_id, purpose, next_path, nonce, pkce_verifier FROM login_states WHERE state_hash = $1",
+        )
+        .bind(state_hash)
+        .fetch_one(&self.0.pool)
+        .await?;
+        Ok(Some(LoginState {
+            signing_session_id: row.try_get("signing_session_id")?,
+            purpose: row.try_get("purpose")?,
+            next: row.try_get("next_path")?,
+            nonce: row.try_get("nonce")?,
+            pkce_verifier: row.try_get("pkce_verifier")?,
+        }))
     }
 }

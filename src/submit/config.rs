@@ -117,7 +117,7 @@ impl Default for DhpConfig {
             patient_matching: true,
             concurrency: 4,
             poll_interval: Duration::from_secs(1),
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(180),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(3600),
             production_problem: None,

@@ -287,6 +287,20 @@ impl Store {
         .bind(c.attempt)
         .execute(&mut *tx)
         .await?;
+        if owned {
+            // every submission attempt that counted leaves a trace in the audit chain (issue 6),
+            // in the same transaction as its result; the chain head is the last write
+            use crate::archive::audit::{self, Agent, AuditEntry, Event};
+            let mut e = AuditEntry::new(Event::Submit, Agent::system("dhp-outbox"))
+                .document(&c.document_id, Some(c.version))
+                .detail(json!({"attempt": c.attempt, "result": outcome.result(), "httpStatus": status}));
+            match outcome {
+                Outcome::Submitted { .. } => {}
+                Outcome::Retry { .. } => e = e.failed(audit::Outcome::SeriousFailure, "the DHP did not accept it yet; retrying"),
+                Outcome::Rejected { .. } => e = e.failed(audit::Outcome::MinorFailure, "the DHP rejected the document"),
+            }
+            audit::append(&mut tx, &e).await?;
+        }
         tx.commit().await?;
         Ok(owned)
     }

@@ -49,7 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/documents/{id}/signatures", get(document_signatures))
         .merge(crate::submit::routes())
         .merge(crate::iframe::routes(&state))
-        .merge(crate::archive::routes())
+        .merge(crate::archive::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -39,19 +39,68 @@ pub async fn grant(app: &TestApp, pinfl: &str, role: &str, orgs: &[&str]) {
     .unwrap();
 }
 
-/// Log in through the archive login page; returns the `Cookie` header value.
-pub async fn login(app: &TestApp, pinfl: &str, name: &str) -> String {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+/// The `name=value` of the browser session cookie a response sets, if any.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-hujjat-session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The browser login up to the identity provider: `GET /login?next=…` → `(session cookie, the
+/// provider's authorization URL)`.
+pub async fn start_login(app: &TestApp, next: &str) -> (String, String) {
+    let r = no_redirects().get(app.url(&hujjat::iframe::login::login_url(next))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = session_cookie(&r).expect("the login state is bound to a session cookie");
+    (cookie, r.headers()["location"].to_str().unwrap().to_string())
+}
+
+/// At the development oneID's picker (an authorization URL), log in as a person typed in
+/// ("Other person": PINFL, surname, given name); returns the callback URL it redirects to.
+pub async fn dev_oneid_pick(authorize_url: &str, pinfl: &str, name: &str) -> String {
+    let http = no_redirects();
+    let html = http.get(authorize_url).send().await.unwrap().text().await.unwrap();
+    let request = html.split("name=\"request\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let (surname, given) = name.split_once(' ').unwrap_or((name, "X"));
     let r = http
-        .post(app.url("/archive/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("pinfl={pinfl}&name={}&next=%2Farchive", name.replace(' ', "+")))
+        .post(authorize_url.split('?').next().unwrap())
+        .form(&[("request", request.as_str()), ("user", "custom"), ("pinfl", pinfl), ("surname", surname), ("given", given)])
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND, "{}", r.text().await.unwrap());
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Log in through the browser login of the identity module (`/login` → the development oneID,
+/// a person typed in → the callback → `next`); returns the `Cookie` header value. The name comes
+/// back upper-cased, as oneID gives it.
+pub async fn login_to(app: &TestApp, pinfl: &str, name: &str, next: &str) -> String {
+    let (cookie, authorize) = start_login(app, next).await;
+    let callback = dev_oneid_pick(&authorize, pinfl, name).await;
+    let r = no_redirects().get(&callback).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
-    let c = r.headers()["set-cookie"].to_str().unwrap();
-    c.split(';').next().unwrap().to_string()
+    assert_eq!(r.headers()["location"], next);
+    let new = session_cookie(&r).expect("a session cookie at login");
+    assert_ne!(new, cookie, "the session id is cycled at login");
+    new
+}
+
+/// [`login_to`] the archive.
+pub async fn login(app: &TestApp, pinfl: &str, name: &str) -> String {
+    login_to(app, pinfl, name, "/archive").await
+}
+
+/// The logout form's CSRF token on an archive page.
+pub fn logout_csrf(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"").nth(1).expect("a logout form").split('"').next().unwrap().to_string()
 }
 
 pub fn signer_for(input: &Value, pinfl: &str) -> Signer {

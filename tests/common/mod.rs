@@ -40,10 +40,13 @@ impl TestApp {
     pub async fn spawn() -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = fresh_database(dir.path()).await;
-        let config = Config::for_tests(&url, dir.path().to_path_buf());
-        let (router, state) = hujjat::app::build(config).await.expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let mut config = Config::for_tests(&url, dir.path().to_path_buf());
+        // the real address: the development oneID redirects the browser login back to it
+        config.listen = addr;
+        config.public_url = format!("http://{addr}");
+        let (router, state) = hujjat::app::build(config).await.expect("build app");
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .await
