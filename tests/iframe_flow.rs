@@ -218,7 +218,12 @@ async fn api_validation() {
     let r =
         app.http.post(app.url(&format!("/documents/{doc}/signing-sessions"))).json(&json!({})).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    app.state.docs.store.upsert_client("other", "Other", "other-secret", &[app.demo.clone()], None).await.unwrap();
+    app.state
+        .docs
+        .store
+        .upsert_client("other", "Other", "other-secret", std::slice::from_ref(&app.demo), None)
+        .await
+        .unwrap();
     let r = app
         .http
         .post(app.url(&format!("/documents/{doc}/signing-sessions")))

@@ -12,6 +12,9 @@ use iframe_support::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
+/// A recorded oneID answer per grant: (grant, HTTP status, body).
+type Script = Vec<(&'static str, u16, &'static str)>;
+
 type Seen = Arc<Mutex<Vec<(String, String, String)>>>; // (query, content-type, body)
 
 /// A recorded oneID: answers each grant with (status, body) from `script`.
@@ -22,10 +25,7 @@ async fn recorded_oneid(script: Vec<(&'static str, u16, &'static str)>) -> (Stri
         .route(
             "/sso/oauth/Authorization.do",
             axum::routing::post(
-                |State((seen, script)): State<(Seen, Arc<Vec<(&'static str, u16, &'static str)>>)>,
-                 uri: Uri,
-                 h: HeaderMap,
-                 body: String| async move {
+                |State((seen, script)): State<(Seen, Arc<Script>)>, uri: Uri, h: HeaderMap, body: String| async move {
                     let ct = h.get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
                     seen.lock().unwrap().push((uri.query().unwrap_or("").to_string(), ct, body.clone()));
                     let grant = url::form_urlencoded::parse(body.as_bytes())
@@ -100,7 +100,7 @@ async fn oneid_client_against_recorded_answers() {
     assert_eq!(e.code(), "auth_method_not_allowed");
 
     // failures, as the session error codes of the design
-    let cases: Vec<(Vec<(&'static str, u16, &'static str)>, &str)> = vec![
+    let cases: Vec<(Script, &str)> = vec![
         (vec![("one_authorization_code", 400, r#"{"error":"invalid_grant"}"#)], "idp_rejected"),
         (vec![("one_authorization_code", 500, "oops")], "idp_unavailable"),
         (vec![("one_authorization_code", 200, "<html>maintenance</html>")], "idp_rejected"),

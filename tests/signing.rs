@@ -126,8 +126,11 @@ async fn sign_freeze_countersign_and_verify() {
     std::fs::write(dir.path().join("ca.pem"), &pem).unwrap();
     let f = dir.path().join("signed.json");
     std::fs::write(&f, &latest).unwrap();
-    let out =
-        oracle("jws-verify", &["--summary", "--trust", dir.path().join("ca.pem").to_str().unwrap()], &[f.clone()]);
+    let out = oracle(
+        "jws-verify",
+        &["--summary", "--trust", dir.path().join("ca.pem").to_str().unwrap()],
+        std::slice::from_ref(&f),
+    );
     assert!(out.contains("2 signature"), "{out}");
     // and so does `hujjat verify`
     let st = std::process::Command::new(env!("CARGO_BIN_EXE_hujjat"))

@@ -496,7 +496,9 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
             let field = arg(1)?;
             let want = arg(2)?;
             let n = match arg(0).as_deref() {
-                Some(Value::Array(a)) => a.iter().filter(|el| el.get(field.as_str().unwrap_or("")) == Some(want.as_ref())).count(),
+                Some(Value::Array(a)) => {
+                    a.iter().filter(|el| el.get(field.as_str().unwrap_or("")) == Some(want.as_ref())).count()
+                }
                 _ => 0,
             };
             owned(Value::from(n))

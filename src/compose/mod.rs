@@ -361,12 +361,20 @@ impl FormDef {
             }
             Value::String(s) => {
                 let field = self.labels.field(&labels::generic_path(path));
-                if s.chars().any(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}') {
+                if s.chars()
+                    .any(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}')
+                {
                     out.push(Issue::new("value", Some(path.to_string()), "control characters are not allowed in text"));
                 } else if field.is_some_and(|f| f.coded) && (s.trim() != s || s.contains("  ")) {
-                    out.push(Issue::new("value", Some(path.to_string()), "a code or identifier must not have leading, trailing or double spaces"));
+                    out.push(Issue::new(
+                        "value",
+                        Some(path.to_string()),
+                        "a code or identifier must not have leading, trailing or double spaces",
+                    ));
                 }
-                if field.is_some_and(|f| matches!(f.format.as_deref(), Some("date" | "date-time"))) && s.starts_with("0000") {
+                if field.is_some_and(|f| matches!(f.format.as_deref(), Some("date" | "date-time")))
+                    && s.starts_with("0000")
+                {
                     out.push(Issue::new("value", Some(path.to_string()), "the year 0000 does not exist"));
                 }
             }
@@ -467,7 +475,8 @@ impl FormDef {
         if !issues.is_empty() {
             return Err(AppError::Invalid(issues));
         }
-        let bundle = self.build(input, ctx).map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))?;
+        let bundle =
+            self.build(input, ctx).map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))?;
         let bad = bad_codes(&bundle, input);
         if !bad.is_empty() {
             return Err(AppError::Invalid(bad));
@@ -907,6 +916,73 @@ fn enumerate_levels(levels: &[(Expr, Option<String>)], sc: &Scope<'_>, out: &mut
     }
 }
 
+fn needs_trim(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.trim() != s,
+        Value::Array(a) => a.iter().any(needs_trim),
+        Value::Object(o) => o.values().any(needs_trim),
+        _ => false,
+    }
+}
+
+/// Trim the outer white space of every string of a form input.
+pub fn normalize(v: &mut Value) {
+    match v {
+        Value::String(s) if s.trim() != s => *s = s.trim().to_string(),
+        Value::Array(a) => a.iter_mut().for_each(normalize),
+        Value::Object(o) => o.values_mut().for_each(normalize),
+        _ => {}
+    }
+}
+
+/// FHIR `code` values (`^[^\s]+( [^\s]+)*$`) in the composed Bundle that an input field put there
+/// with inner runs of white space: reported at every input field holding that text.
+fn bad_codes(bundle: &Value, input: &Value) -> Vec<Issue> {
+    fn walk<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(o) => o.iter().for_each(|(k, x)| walk(x, k, out)),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, key, out)),
+            Value::String(s)
+                if key == "code"
+                    && (s.is_empty()
+                        || s.split(' ').any(str::is_empty)
+                        || s.chars().any(|c| c.is_whitespace() && c != ' ')) =>
+            {
+                out.push(s)
+            }
+            _ => {}
+        }
+    }
+    fn find(v: &Value, want: &str, path: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => o.iter().for_each(|(k, x)| {
+                find(x, want, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, out)
+            }),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| find(x, want, &format!("{path}[{i}]"), out)),
+            Value::String(s) if s == want => out.push(path.to_string()),
+            _ => {}
+        }
+    }
+    let mut bad = Vec::new();
+    walk(bundle, "", &mut bad);
+    let mut issues = Vec::new();
+    for b in bad {
+        let mut paths = Vec::new();
+        find(input, b, "", &mut paths);
+        for p in paths {
+            let i = Issue::new(
+                "value",
+                Some(p),
+                "this field becomes a FHIR code, which must not contain runs of white space",
+            );
+            if !issues.contains(&i) {
+                issues.push(i);
+            }
+        }
+    }
+    issues
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -931,68 +1007,4 @@ mod tests {
         let c = Composer::builtin().unwrap();
         assert!(c.get("003").is_some() && c.get("form-096").is_some() && c.get("004").is_none());
     }
-}
-
-fn needs_trim(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.trim() != s,
-        Value::Array(a) => a.iter().any(needs_trim),
-        Value::Object(o) => o.values().any(needs_trim),
-        _ => false,
-    }
-}
-
-/// Trim the outer white space of every string of a form input.
-pub fn normalize(v: &mut Value) {
-    match v {
-        Value::String(s) => {
-            if s.trim() != s {
-                *s = s.trim().to_string();
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(normalize),
-        Value::Object(o) => o.values_mut().for_each(normalize),
-        _ => {}
-    }
-}
-
-/// FHIR `code` values (`^[^\s]+( [^\s]+)*$`) in the composed Bundle that an input field put there
-/// with inner runs of white space: reported at every input field holding that text.
-fn bad_codes(bundle: &Value, input: &Value) -> Vec<Issue> {
-    fn walk<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a str>) {
-        match v {
-            Value::Object(o) => o.iter().for_each(|(k, x)| walk(x, k, out)),
-            Value::Array(a) => a.iter().for_each(|x| walk(x, key, out)),
-            Value::String(s) if key == "code" => {
-                if s.is_empty() || s.split(' ').any(str::is_empty) || s.chars().any(|c| c.is_whitespace() && c != ' ') {
-                    out.push(s);
-                }
-            }
-            _ => {}
-        }
-    }
-    fn find(v: &Value, want: &str, path: &str, out: &mut Vec<String>) {
-        match v {
-            Value::Object(o) => o.iter().for_each(|(k, x)| {
-                find(x, want, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, out)
-            }),
-            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| find(x, want, &format!("{path}[{i}]"), out)),
-            Value::String(s) if s == want => out.push(path.to_string()),
-            _ => {}
-        }
-    }
-    let mut bad = Vec::new();
-    walk(bundle, "", &mut bad);
-    let mut issues = Vec::new();
-    for b in bad {
-        let mut paths = Vec::new();
-        find(input, b, "", &mut paths);
-        for p in paths {
-            let i = Issue::new("value", Some(p), "this field becomes a FHIR code, which must not contain runs of white space");
-            if !issues.contains(&i) {
-                issues.push(i);
-            }
-        }
-    }
-    issues
 }
