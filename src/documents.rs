@@ -74,8 +74,11 @@ impl Documents {
     pub async fn create(&self, client: &Client, form: &str, body: Value) -> Result<Stored, AppError> {
         let input = self.form_input(form, body)?;
         // an invalid documentId is reported together with every other problem by the validation
-        let id =
-            input.get("documentId").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_else(Uuid::new_v4);
+        let id = input
+            .get("documentId")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .unwrap_or_else(Uuid::new_v4);
         let (bundle, text, bundle_id) = self.compose(form, &input, id)?;
         let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
         let (pinfl, date) = index_fields(&input, &bundle);

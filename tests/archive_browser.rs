@@ -1,6 +1,7 @@
-//! Issue 6: a headless Chromium (Debian's, through playwright-core) logs in as an archivist,
-//! searches by PINFL, opens a document and sees its signature panel. Screenshots:
-//! `artifacts/browser/<db>-archive/`.
+//! Issue 6: a headless Chromium (Debian's, through playwright-core) logs in as an archivist
+//! through the identity module's browser login (archive → `/login` → the development oneID, where
+//! the archivist's test user is picked → back to `/archive`), searches by PINFL, opens a document,
+//! sees its signature panel and logs out. Screenshots: `artifacts/browser/<db>-archive/`.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules` (scripts/test installs both). Runs
 //! when `HUJJAT_BROWSER_TESTS=1` (as the signing-iframe browser test); otherwise it says so and
@@ -13,6 +14,9 @@ use archive_support::*;
 use common::*;
 use serde_json::Value;
 use std::process::Command;
+
+/// The development oneID's test user who is the archivist (E-IMZO of a legal entity).
+const ARCHIVIST_KEY: &str = "yusupova";
 
 fn enabled() -> bool {
     if std::env::var("HUJJAT_BROWSER_TESTS").is_ok_and(|v| v == "1") {
@@ -40,7 +44,10 @@ async fn archivist_finds_a_document_and_sees_its_signature_panel() {
     let mut other = example_003();
     other["patient"]["pinfl"] = serde_json::json!("31703920270099");
     create_signed(&app, &Cred::demo(), &other).await;
-    grant(&app, "30000000000001", "archivist", &[]).await;
+    // the archivist: a test user of the development oneID's picker
+    let archivist = hujjat::identity::dev::fixture(ARCHIVIST_KEY).unwrap();
+    let archivist_pinfl = archivist["pin"].as_str().unwrap().to_string();
+    grant(&app, &archivist_pinfl, "archivist", &[]).await;
 
     let db = if std::env::var("HUJJAT_TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
         "postgres"
@@ -60,7 +67,8 @@ async fn archivist_finds_a_document_and_sees_its_signature_panel() {
                 .current_dir(project_root().join("tests/browser"))
                 .env("HUJJAT_URL", base)
                 .env("ARTIFACTS", out_dir)
-                .env("ARCHIVIST_PINFL", "30000000000001")
+                .env("ARCHIVIST_KEY", ARCHIVIST_KEY)
+                .env("ARCHIVIST_NAME", "YUSUPOVA NILUFAR NODIROVNA")
                 .env("PATIENT_PINFL", patient)
                 .env("DOCUMENT_ID", id)
                 .env("SIGNER_NAME", signer)
@@ -78,16 +86,16 @@ async fn archivist_finds_a_document_and_sees_its_signature_panel() {
         tail(&String::from_utf8_lossy(&out.stderr), 40)
     );
     assert!(out_dir.join("signature-panel.png").exists(), "the screenshot of the signature panel is saved");
-    // the browser's visit left its trace: login, search, read, verify
-    let codes: Vec<String> =
-        sqlx::query("SELECT subtype FROM audit_events WHERE agent_id = '30000000000001' ORDER BY seq")
-            .fetch_all(&app.state.docs.store.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| sqlx::Row::get::<String, _>(r, "subtype"))
-            .collect();
-    for c in ["login", "search", "read", "verify"] {
+    // the browser's visit left its trace: login, search, read, verify, logout
+    let codes: Vec<String> = sqlx::query("SELECT subtype FROM audit_events WHERE agent_id = $1 ORDER BY seq")
+        .bind(&archivist_pinfl)
+        .fetch_all(&app.state.docs.store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| sqlx::Row::get::<String, _>(r, "subtype"))
+        .collect();
+    for c in ["login", "search", "read", "verify", "logout"] {
         assert!(codes.iter().any(|x| x == c), "no `{c}` in {codes:?}");
     }
 }

@@ -29,10 +29,7 @@ async fn archive_pages_in_three_languages() {
     // no session: to the login page, which comes back to where one was going
     let r = req(&app, Method::GET, &format!("/archive/documents/{id}"), &As::Nobody).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        r.headers()["location"],
-        format!("/login?next=%2Farchive%2Fdocuments%2F{id}").replace('-', "%2D")
-    );
+    assert_eq!(r.headers()["location"], format!("/login?next=%2Farchive%2Fdocuments%2F{id}").replace('-', "%2D"));
     grant(&app, "30000000000001", "archivist", &[]).await;
     let cookie = login(&app, "30000000000001", "Arxivchi Birinchi").await;
     assert!(cookie.starts_with("__Host-hujjat-session="));

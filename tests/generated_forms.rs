@@ -304,17 +304,18 @@ fn print_instance() {
     }
 }
 
-/// KNOWN BUGS: inputs the schema and the definition accept but that compose into documents the oracles
-/// reject. Each file in tests/data/repro listed here must either be rejected (422, any issue) or compose
-/// into a Bundle that passes fhir-validate and dhp-profile-check. Fails until fixed.
+/// Regressions: inputs the schema and the definition accepted but that composed into documents the
+/// oracles rejected (found by these suites; fixed in 82970be "Input hygiene"). Each file in
+/// tests/data/repro listed here must either be rejected (422, any issue) or compose into a Bundle that
+/// passes fhir-validate and dhp-profile-check.
 /// - form-003-anaesthesia-end-before-start: Procedure.occurrencePeriod per-1 (start > end); Form 003
-///   has no check that anaesthesia.end ≥ start.
-/// - form-003-sick-leave-closed-before-opened: CarePlan.period per-1; Form 096 checks closedOn ≥
-///   openedOn for its sick-leave certificates, Form 003 does not for temporaryDisability.sickLeaves.
-/// - form-003-control-character-in-text: U+0001 / U+000B / U+FFFE in free text end up raw in the
-///   narrative XHTML, which is then not well-formed XML (they cannot be escaped in XML 1.0).
+///   had no check that anaesthesia.end ≥ start.
+/// - form-003-sick-leave-closed-before-opened: CarePlan.period per-1; Form 096 checked closedOn ≥
+///   openedOn for its sick-leave certificates, Form 003 did not for temporaryDisability.sickLeaves.
+/// - form-003-control-character-in-text: U+0001 / U+000B / U+FFFE in free text ended up raw in the
+///   narrative XHTML, which was then not well-formed XML (they cannot be escaped in XML 1.0).
 /// - form-003-whitespace-in-code: `ucumUnit` and `specialtyCode` are free strings (1..40) in the schema
-///   but become FHIR `code`s (no leading/trailing/double whitespace): " g", "394585009 ".
+///   but become FHIR `code`s (no leading/trailing/double white space): " g", "394585009 ".
 /// - form-003-year-0000: `format: date` accepts year 0000, FHIR `date` does not.
 #[test]
 fn repro_inputs_are_rejected_or_compose_to_valid_documents() {
@@ -343,7 +344,7 @@ fn repro_inputs_are_rejected_or_compose_to_valid_documents() {
     }
     if !files.is_empty() {
         eprintln!(
-            "KNOWN BUGS: these tests/data/repro inputs were accepted, so their documents must pass the oracles: {:?}",
+            "these tests/data/repro inputs were accepted, so their documents must pass the oracles: {:?}",
             files.iter().map(|f| f.file_name().unwrap().to_string_lossy().to_string()).collect::<Vec<_>>()
         );
         common::oracle("fhir-validate", &[], &files);

@@ -149,9 +149,11 @@ pub struct SessionPerson {
 
 /// The seam to the identity module: who is logged in on this request (no session → `None`).
 pub async fn session_person(parts: &Parts, st: &AppState) -> Result<Option<SessionPerson>, AppError> {
-    Ok(crate::iframe::login::current(parts, &st.docs.store)
-        .await?
-        .map(|l| SessionPerson { pinfl: l.pinfl, name: l.name, csrf: l.csrf }))
+    Ok(crate::iframe::login::current(parts, &st.docs.store).await?.map(|l| SessionPerson {
+        pinfl: l.pinfl,
+        name: l.name,
+        csrf: l.csrf,
+    }))
 }
 
 /// Where a browser without a session is sent: the identity module's login, back to `next`.
@@ -285,7 +287,9 @@ pub async fn revoke(store: &Store, pinfl: &str, role: Option<&str>, by: &Agent) 
         let e = super::audit::AuditEntry::new(super::audit::Event::RoleRevoke, by.clone())
             .detail(serde_json::json!({"pinfl": pinfl, "role": role.unwrap_or("*")}));
         super::audit::append(&mut tx, &e).await?;
-        // no session to end: roles are read on every request, so the revocation takes effect at once
+        // roles are read on every request, so this takes effect at once; the person's browser
+        // logins end too
+        crate::iframe::login::end_sessions_of(&mut tx, pinfl).await?;
     }
     tx.commit().await?;
     Ok(n)

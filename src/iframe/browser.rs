@@ -331,7 +331,7 @@ pub async fn callback(
     Query(cb): Query<Callback>,
 ) -> Response {
     // a plain browser login (`GET /login`) shares this callback; its state is kept apart
-    if super::login::owns_callback(&session, &cb).await {
+    if super::login::owns_callback(&ctx, &session, &cb).await {
         return super::login::callback(&ctx, &session, &headers, &cb).await;
     }
     let lang = lang_of(&headers);

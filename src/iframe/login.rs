@@ -92,8 +92,10 @@ pub fn login_url(next: &str) -> String {
     format!("{LOGIN_PATH}?next={}", percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC))
 }
 
+/// The language: `?lang=`, the language the archive remembers (`hujjat_lang` cookie),
+/// `Accept-Language`, Uzbek.
 fn lang_of(headers: &HeaderMap, query: Option<&str>) -> &'static str {
-    match query.filter(|l| !l.is_empty()) {
+    match query.filter(|l| !l.is_empty()).or_else(|| read_cookie(headers, "hujjat_lang")) {
         Some(l) => i18n::normalize(l),
         None => i18n::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())),
     }
@@ -135,6 +137,19 @@ pub async fn current(parts: &Parts, store: &Store) -> Result<Option<BrowserLogin
     };
     let login = record.data.get(LOGIN_KEY).and_then(|v| serde_json::from_value::<BrowserLogin>(v.clone()).ok());
     Ok(login.filter(|l| now() - l.seen <= IDLE_SECS))
+}
+
+/// End every browser login of a person (their archive role was revoked). Matches the stored
+/// session JSON (`"pinfl":"…"` of [`BrowserLogin`]); only for a well-formed PINFL.
+pub async fn end_sessions_of(conn: &mut sqlx::AnyConnection, pinfl: &str) -> Result<u64, sqlx::Error> {
+    if !crate::identity::is_pinfl(pinfl) {
+        return Ok(0);
+    }
+    let r = sqlx::query("DELETE FROM tower_sessions WHERE data LIKE $1")
+        .bind(format!("%\"{LOGIN_KEY}\":{{\"pinfl\":\"{pinfl}\"%"))
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected())
 }
 
 fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -202,26 +217,38 @@ pub async fn start(
     }
 }
 
-/// Is this callback the answer to a browser login of this browser? (Then [`callback`] handles it;
-/// else it is the signing popup's.)
-pub async fn owns_callback(session: &Session, cb: &Callback) -> bool {
-    let mine: Option<String> = session.get(STATE_KEY).await.ok().flatten();
-    let Some(mine) = mine else { return false };
-    match cb.state.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => ct_eq(&mine, s),
-        // no state (a cancelled login): ours unless a signing popup is waiting too
-        None => session.get::<String>("login_state").await.ok().flatten().is_none(),
+/// Is this callback the answer to a browser login? (Then [`callback`] handles it; else it is the
+/// signing popup's.) The login state says so; without a known state, the session does.
+pub async fn owns_callback(ctx: &Ctx, session: &Session, cb: &Callback) -> bool {
+    if let Some(state) = cb.state.as_deref().filter(|s| !s.is_empty()) {
+        if let Ok(Some((purpose, _))) = ctx.sessions().peek_login_state(&sha256_hex(state)).await {
+            return purpose == "browser";
+        }
     }
+    let mine: Option<String> = session.get(STATE_KEY).await.ok().flatten();
+    let popup: Option<String> = session.get("login_state").await.ok().flatten();
+    mine.is_some() && popup.is_none()
 }
 
 /// `GET /oneid/callback` of a browser login: identity → a fresh session → `next`.
 pub async fn callback(ctx: &Ctx, session: &Session, headers: &HeaderMap, cb: &Callback) -> Response {
     let lang = lang_of(headers, None);
+    let mine: Option<String> = session.get(STATE_KEY).await.ok().flatten();
     let _ = session.remove::<String>(STATE_KEY).await;
     let Some(state) = cb.state.clone().filter(|s| !s.is_empty()) else {
         let code = if cb.error.is_some() { "login_cancelled" } else { "state_mismatch" };
         return error_page(lang, StatusCode::BAD_REQUEST, code, None, None);
     };
+    // the state must belong to this browser (login CSRF)
+    match mine {
+        Some(m) if ct_eq(&m, &state) => {}
+        Some(_) => return error_page(lang, StatusCode::BAD_REQUEST, "state_mismatch", None, None),
+        None => {
+            let used = matches!(ctx.sessions().peek_login_state(&sha256_hex(&state)).await, Ok(Some((_, true))));
+            let code = if used { "state_mismatch" } else { "cookies_required" };
+            return error_page(lang, StatusCode::BAD_REQUEST, code, None, None);
+        }
+    }
     let ls = match ctx.sessions().take_login_state(&sha256_hex(&state)).await {
         Ok(Some(ls)) if ls.purpose == "browser" && ls.signing_session_id.is_none() => ls,
         Ok(_) => return error_page(lang, StatusCode::BAD_REQUEST, "state_mismatch", None, None),

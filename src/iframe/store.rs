@@ -375,6 +375,19 @@ impl Sessions<'_> {
         Ok(())
     }
 
+    /// What a login state is for and whether it was used, without using it (which callback
+    /// answers it); None if unknown.
+    pub async fn peek_login_state(&self, state_hash: &str) -> Result<Option<(String, bool)>, AppError> {
+        let row = sqlx::query("SELECT purpose, used FROM login_states WHERE state_hash = $1")
+            .bind(state_hash)
+            .fetch_optional(&self.0.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("purpose")?, r.try_get::<i64, _>("used")? != 0)),
+            None => None,
+        })
+    }
+
     /// Use a login state once, or None if unknown/used/expired.
     pub async fn take_login_state(&self, state_hash: &str) -> Result<Option<LoginState>, AppError> {
         let r = sqlx::query("UPDATE login_states SET used = 1 WHERE state_hash = $1 AND used = 0 AND expires_at > $2")

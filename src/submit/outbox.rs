@@ -296,7 +296,9 @@ impl Store {
                 .detail(json!({"attempt": c.attempt, "result": outcome.result(), "httpStatus": status}));
             match outcome {
                 Outcome::Submitted { .. } => {}
-                Outcome::Retry { .. } => e = e.failed(audit::Outcome::SeriousFailure, "the DHP did not accept it yet; retrying"),
+                Outcome::Retry { .. } => {
+                    e = e.failed(audit::Outcome::SeriousFailure, "the DHP did not accept it yet; retrying")
+                }
                 Outcome::Rejected { .. } => e = e.failed(audit::Outcome::MinorFailure, "the DHP rejected the document"),
             }
             audit::append(&mut tx, &e).await?;

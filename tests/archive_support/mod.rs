@@ -71,7 +71,13 @@ pub async fn dev_oneid_pick(authorize_url: &str, pinfl: &str, name: &str) -> Str
     let (surname, given) = name.split_once(' ').unwrap_or((name, "X"));
     let r = http
         .post(authorize_url.split('?').next().unwrap())
-        .form(&[("request", request.as_str()), ("user", "custom"), ("pinfl", pinfl), ("surname", surname), ("given", given)])
+        .form(&[
+            ("request", request.as_str()),
+            ("user", "custom"),
+            ("pinfl", pinfl),
+            ("surname", surname),
+            ("given", given),
+        ])
         .send()
         .await
         .unwrap();

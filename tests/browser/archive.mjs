@@ -1,7 +1,8 @@
-// Headless Chromium through the archive UI, driven by tests/archive_browser.rs: an archivist logs
-// in (the interim development login), searches by the patient's PINFL, opens the document and
-// sees its signature panel; screenshots of every step go to $ARTIFACTS. The last line printed is
-// a JSON summary.
+// Headless Chromium through the archive UI, driven by tests/archive_browser.rs: an archive page
+// without a session redirects to the identity module's browser login (/login), which redirects to
+// the development oneID; the archivist picks their test user there and comes back to /archive,
+// searches by the patient's PINFL, opens the document and sees its signature panel, then logs out.
+// Screenshots of every step go to $ARTIFACTS. The last line printed is a JSON summary.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,7 +10,8 @@ import path from 'node:path';
 
 const HUJJAT = process.env.HUJJAT_URL;
 const OUT = process.env.ARTIFACTS;
-const PINFL = process.env.ARCHIVIST_PINFL;
+const ARCHIVIST = process.env.ARCHIVIST_KEY; // the development oneID's test user
+const ARCHIVIST_NAME = process.env.ARCHIVIST_NAME;
 const PATIENT = process.env.PATIENT_PINFL;
 const DOC = process.env.DOCUMENT_ID;
 const SIGNER = process.env.SIGNER_NAME;
@@ -41,14 +43,18 @@ context.on('page', (p) => p.on('console', (m) => { if (m.type() === 'error') con
 
 try {
   const page = context.pages()[0] || await context.newPage();
-  // an archive page without a session leads to the login page
+  // an archive page without a session: /login → the development oneID (a plain redirect, no popup)
   await page.goto(`${HUJJAT}/archive?lang=en`);
-  check(page.url().startsWith(`${HUJJAT}/archive/login`), 'redirected to the login page');
-  await shot(page, 'login');
-  await page.fill('#pinfl', PINFL);
-  await page.fill('#name', 'Arxivchi Test');
-  await Promise.all([page.waitForURL(/\/archive(\?|$)/), page.click('#login')]);
-  check((await page.locator('#user').textContent()).includes('Arxivchi Test'), 'logged in as the archivist');
+  check(page.url().startsWith(`${HUJJAT}/dev/oneid/sso/oauth/Authorization.do?`), `at the development oneID (${page.url()})`);
+  const pick = page.locator(`button[data-user=${ARCHIVIST}]`);
+  await pick.waitFor();
+  await shot(page, 'dev-oneid');
+  // the test user's choice goes through the callback back to where the archivist was going
+  await Promise.all([page.waitForURL(new RegExp(`^${HUJJAT}/archive\\?lang=en$`)), pick.click()]);
+  check((await page.locator('#user').textContent()).includes(ARCHIVIST_NAME), 'logged in as the archivist');
+  const cookies = await context.cookies(HUJJAT);
+  const sc = cookies.find((c) => c.name === '__Host-hujjat-session');
+  check(sc && sc.httpOnly && sc.secure, 'a first-party HttpOnly, Secure session cookie');
   await shot(page, 'search-form');
 
   // search by the patient's PINFL
@@ -81,6 +87,12 @@ try {
   await page.click('a[lang=uz]');
   await page.waitForURL(/lang=uz/);
   check((await page.locator('#signatures').textContent()).includes('Imzo haqiqiy'), 'Uzbek');
+  // log out (POST with the session's CSRF token): the archive asks for a login again
+  await Promise.all([page.waitForURL(`${HUJJAT}/logout`), page.click('form.who button[type=submit]')]);
+  check((await page.locator('#logged-out h1').textContent()).includes('tizimdan chiqdingiz'), 'logged out');
+  await shot(page, 'logged-out');
+  await page.goto(`${HUJJAT}/archive`);
+  check(page.url().startsWith(`${HUJJAT}/dev/oneid/`), 'after logout the archive asks for a login again');
   check(consoleErrors.length === 0, 'no console errors (CSP): ' + consoleErrors.join('; '));
   summary.ok = true;
 } catch (e) {

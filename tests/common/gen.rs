@@ -838,6 +838,12 @@ impl Run<'_> {
         while s.chars().count() < min.max(1) {
             s.push('x');
         }
+        // now and then outer white space, which is no part of the value (the service trims it)
+        if self.chance(0.03) && s.chars().count() + 2 <= max {
+            let pad = *[" ", "\n", "\t", "  "].choose(&mut self.rng).unwrap();
+            s = if self.chance(0.5) { format!("{pad}{s}") } else { format!("{s}{pad}") };
+            s.truncate(s.len().min(max * 4));
+        }
         s
     }
 
