@@ -128,7 +128,8 @@ fn composition_is_deterministic_and_ids_follow_the_bundle_id() {
         let def = c.get(form).unwrap();
         for (label, input) in inputs(form, def, 25) {
             let ctx = ctx_for(&label);
-            let a = serde_json::to_string(&def.compose(&input, &ctx).unwrap_or_else(|e| panic!("{label}: {e:?}"))).unwrap();
+            let a =
+                serde_json::to_string(&def.compose(&input, &ctx).unwrap_or_else(|e| panic!("{label}: {e:?}"))).unwrap();
             let b = serde_json::to_string(&def.compose(&input, &ctx).unwrap()).unwrap();
             assert!(a == b, "{label}: composing twice with the same context gave different bytes");
 
@@ -142,13 +143,25 @@ fn composition_is_deterministic_and_ids_follow_the_bundle_id() {
                 b["entry"].as_array().unwrap().iter().map(|e| e["fullUrl"].as_str().unwrap().to_string()).collect()
             };
             let shared: Vec<_> = urls(&x).intersection(&urls(&y)).cloned().collect();
-            assert!(shared.is_empty(), "{label}: a different bundle_id must give different entry ids; shared: {shared:?}");
+            assert!(
+                shared.is_empty(),
+                "{label}: a different bundle_id must give different entry ids; shared: {shared:?}"
+            );
             // the document identity stays
             let comp_ident = |b: &Value| b["entry"][0]["resource"]["identifier"][0].clone();
-            assert_eq!(comp_ident(&x), comp_ident(&y), "{label}: Composition.identifier[0] is the document id, not the version");
+            assert_eq!(
+                comp_ident(&x),
+                comp_ident(&y),
+                "{label}: Composition.identifier[0] is the document id, not the version"
+            );
             // and apart from ids the two versions say the same
             let kinds = |b: &Value| -> Vec<String> {
-                b["entry"].as_array().unwrap().iter().map(|e| e["resource"]["resourceType"].as_str().unwrap().to_string()).collect()
+                b["entry"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["resource"]["resourceType"].as_str().unwrap().to_string())
+                    .collect()
             };
             assert_eq!(kinds(&x), kinds(&y), "{label}: the entries must not depend on bundle_id");
         }
@@ -298,7 +311,9 @@ fn print_instance() {
     let v = FormGen::for_form(form).instance(seed);
     println!("{}", serde_json::to_string_pretty(&v).unwrap());
     match compose(def, &format!("form-{form}-seed-{seed}"), &v) {
-        Ok(b) if std::env::var("HUJJAT_GEN_PRINT_BUNDLE").is_ok() => println!("{}", serde_json::to_string_pretty(&b).unwrap()),
+        Ok(b) if std::env::var("HUJJAT_GEN_PRINT_BUNDLE").is_ok() => {
+            println!("{}", serde_json::to_string_pretty(&b).unwrap())
+        }
         Ok(_) => {}
         Err(e) => println!("compose: {e}"),
     }

@@ -8,8 +8,10 @@
 //! holds exactly as many documents as there were 201s). Each mutation class also has its own
 //! expectation (e.g. a deleted required member → 422 naming exactly that member).
 //!
-//! Reproduce: every case has a seed (printed on failure); `HUJJAT_GEN_SEED` sets the base seed,
-//! `HUJJAT_MUTATIONS=<n>` the number of cases.
+//! Reproduce: every case is a function of (base seed, case number), both printed on failure;
+//! `HUJJAT_GEN_SEED` sets the base seed, `HUJJAT_MUTATIONS=<n>` the number of cases,
+//! `HUJJAT_MUTATIONS_WORKERS=<n>` the concurrent requests (4), `HUJJAT_MUTATIONS_TRACE=1` prints
+//! each case as it is sent.
 
 mod common;
 
@@ -106,13 +108,22 @@ fn resolve<'s>(root: &'s Value, s: &'s Value) -> (&'s Value, Option<String>) {
     }
 }
 
-fn collect(root: &Value, s: &Value, v: &Value, path: Vec<Seg>, required: bool, ref_name: Option<String>, out: &mut Vec<Node>) {
+fn collect(
+    root: &Value,
+    s: &Value,
+    v: &Value,
+    path: Vec<Seg>,
+    required: bool,
+    ref_name: Option<String>,
+    out: &mut Vec<Node>,
+) {
     if !path.is_empty() {
         out.push(Node { path: path.clone(), schema: s.clone(), required, ref_name });
     }
     match v {
         Value::Object(m) => {
-            let req: HashSet<&str> = s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let req: HashSet<&str> =
+                s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
             for (k, x) in m {
                 if let Some(cs) = s.get("properties").and_then(|p| p.get(k)) {
                     let (cs, name) = resolve(root, cs);
@@ -276,16 +287,53 @@ fn pick_node<'a>(rng: &mut ChaCha8Rng, b: &'a Base, f: impl Fn(&Node) -> bool) -
 
 fn invalid_date(rng: &mut ChaCha8Rng, date_time: bool) -> String {
     let dt = [
-        "2026-02-30T10:00:00+05:00", "2025-02-29T10:00:00+05:00", "2026-13-01T10:00:00+05:00", "2026-03-02T25:00:00+05:00",
-        "2026-03-02T22:61:00+05:00", "2026-03-02 22:40:00+05:00", "2026-03-02T22:40:00", "2026-03-02", "garbage",
-        "", "2026-03-02T22:40+05:00", "02.03.2026 22:40", "2026-03-02T22:40:00+25:00", "２０２６-03-02T22:40:00+05:00",
+        "2026-02-30T10:00:00+05:00",
+        "2025-02-29T10:00:00+05:00",
+        "2026-13-01T10:00:00+05:00",
+        "2026-03-02T25:00:00+05:00",
+        "2026-03-02T22:61:00+05:00",
+        "2026-03-02 22:40:00+05:00",
+        "2026-03-02T22:40:00",
+        "2026-03-02",
+        "garbage",
+        "",
+        "2026-03-02T22:40+05:00",
+        "02.03.2026 22:40",
+        "2026-03-02T22:40:00+25:00",
+        "２０２６-03-02T22:40:00+05:00",
     ];
-    let d = ["2026-02-30", "2025-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "garbage", "", "02.03.2026", "2026-3-2", "2026-03-02T10:00:00+05:00"];
-    if date_time { dt.choose(rng).unwrap().to_string() } else { d.choose(rng).unwrap().to_string() }
+    let d = [
+        "2026-02-30",
+        "2025-02-29",
+        "2026-13-01",
+        "2026-00-10",
+        "2026-04-31",
+        "garbage",
+        "",
+        "02.03.2026",
+        "2026-3-2",
+        "2026-03-02T10:00:00+05:00",
+    ];
+    if date_time {
+        dt.choose(rng).unwrap().to_string()
+    } else {
+        d.choose(rng).unwrap().to_string()
+    }
 }
 
 fn other_type(rng: &mut ChaCha8Rng, cur: &Value) -> Value {
-    let options = [json!("zz"), json!(42), json!(4.5), json!({}), json!([]), Value::Null, json!(true), json!({"a": 1}), json!([1, "x"]), json!(-1)];
+    let options = [
+        json!("zz"),
+        json!(42),
+        json!(4.5),
+        json!({}),
+        json!([]),
+        Value::Null,
+        json!(true),
+        json!({"a": 1}),
+        json!([1, "x"]),
+        json!(-1),
+    ];
     let c: Vec<&Value> = options.iter().filter(|o| category(o) != category(cur)).collect();
     (*c.choose(rng).unwrap()).clone()
 }
@@ -297,7 +345,8 @@ fn huge_text(rng: &mut ChaCha8Rng) -> String {
 }
 
 fn is_string_node(n: &Node) -> bool {
-    n.schema.get("type").and_then(Value::as_str) == Some("string") || n.schema.get("const").is_some_and(Value::is_string)
+    n.schema.get("type").and_then(Value::as_str) == Some("string")
+        || n.schema.get("const").is_some_and(Value::is_string)
 }
 
 /// One applied value mutation: the rules to check, and whether it must be rejected.
@@ -313,7 +362,9 @@ struct Applied {
 fn mutate_value(rng: &mut ChaCha8Rng, b: &Base, v: &mut Value, avoid: &[String]) -> Option<Applied> {
     let free = |n: &Node| !avoid.iter().any(|a| related(a, &expr(&n.path)));
     let kind = rng.random_range(0..12);
-    let ap = |desc: String, rules: Vec<Rule>, must_reject: bool, path: String| Some(Applied { desc, rules, must_reject, path });
+    let ap = |desc: String, rules: Vec<Rule>, must_reject: bool, path: String| {
+        Some(Applied { desc, rules, must_reject, path })
+    };
     match kind {
         0 => {
             let n = pick_node(rng, b, |n| n.required && free(n))?;
@@ -338,8 +389,11 @@ fn mutate_value(rng: &mut ChaCha8Rng, b: &Base, v: &mut Value, avoid: &[String])
         }
         3 => {
             let n = pick_node(rng, b, |n| {
-                free(n) && matches!(n.schema.get("type").and_then(Value::as_str), Some("number" | "integer"))
-                    && (n.schema.get("minimum").is_some() || n.schema.get("maximum").is_some() || n.schema["type"] == "integer")
+                free(n)
+                    && matches!(n.schema.get("type").and_then(Value::as_str), Some("number" | "integer"))
+                    && (n.schema.get("minimum").is_some()
+                        || n.schema.get("maximum").is_some()
+                        || n.schema["type"] == "integer")
             })?;
             let p = expr(&n.path);
             let s = &n.schema;
@@ -358,7 +412,9 @@ fn mutate_value(rng: &mut ChaCha8Rng, b: &Base, v: &mut Value, avoid: &[String])
             ap(format!("out of range {p} = {new}"), vec![Rule::AtOrAbove(p.clone())], true, p)
         }
         4 => {
-            let n = pick_node(rng, b, |n| free(n) && matches!(n.schema.get("format").and_then(Value::as_str), Some("date" | "date-time")))?;
+            let n = pick_node(rng, b, |n| {
+                free(n) && matches!(n.schema.get("format").and_then(Value::as_str), Some("date" | "date-time"))
+            })?;
             let p = expr(&n.path);
             let bad = invalid_date(rng, n.schema["format"] == "date-time");
             *at_mut(v, &n.path).unwrap() = json!(bad);
@@ -367,10 +423,17 @@ fn mutate_value(rng: &mut ChaCha8Rng, b: &Base, v: &mut Value, avoid: &[String])
         5 => {
             // an unknown property on the root or on any object
             let objs: Vec<Vec<Seg>> = std::iter::once(vec![])
-                .chain(b.nodes.iter().filter(|n| n.schema.get("type").and_then(Value::as_str) == Some("object") && free(n)).map(|n| n.path.clone()))
+                .chain(
+                    b.nodes
+                        .iter()
+                        .filter(|n| n.schema.get("type").and_then(Value::as_str) == Some("object") && free(n))
+                        .map(|n| n.path.clone()),
+                )
                 .collect();
             let at = objs.choose(rng).unwrap().clone();
-            let name = *["zzUnknown", "Form", "patient_pinfl", "resourceType", "__proto__", "пациент", ""].choose(rng).unwrap();
+            let name = *["zzUnknown", "Form", "patient_pinfl", "resourceType", "__proto__", "пациент", ""]
+                .choose(rng)
+                .unwrap();
             let slot = at_mut(v, &at)?;
             let obj = slot.as_object_mut()?;
             if obj.contains_key(name) {
@@ -390,7 +453,9 @@ fn mutate_value(rng: &mut ChaCha8Rng, b: &Base, v: &mut Value, avoid: &[String])
         }
         7 => {
             // empty object / array in place of an object / array
-            let n = pick_node(rng, b, |n| matches!(n.schema.get("type").and_then(Value::as_str), Some("object" | "array")) && free(n))?;
+            let n = pick_node(rng, b, |n| {
+                matches!(n.schema.get("type").and_then(Value::as_str), Some("object" | "array")) && free(n)
+            })?;
             let p = expr(&n.path);
             let slot = at_mut(v, &n.path).unwrap();
             *slot = if slot.is_array() { json!([]) } else { json!({}) };
@@ -401,7 +466,11 @@ fn mutate_value(rng: &mut ChaCha8Rng, b: &Base, v: &mut Value, avoid: &[String])
             let p = expr(&n.path);
             let allowed = n.schema["enum"].as_array().unwrap();
             let others: Vec<&Value> = b.codes.iter().filter(|c| !allowed.contains(c)).collect();
-            let bad = if rng.random_bool(0.5) { (*others.choose(rng).unwrap()).clone() } else { json!(*["zz-unknown", "LA6576-9", "E M", "em", "other_hcf"].choose(rng).unwrap()) };
+            let bad = if rng.random_bool(0.5) {
+                (*others.choose(rng).unwrap()).clone()
+            } else {
+                json!(*["zz-unknown", "LA6576-9", "E M", "em", "other_hcf"].choose(rng).unwrap())
+            };
             *at_mut(v, &n.path).unwrap() = bad.clone();
             ap(format!("wrong code {p} = {bad}"), vec![Rule::AtOrAbove(p.clone())], true, p)
         }
@@ -409,8 +478,12 @@ fn mutate_value(rng: &mut ChaCha8Rng, b: &Base, v: &mut Value, avoid: &[String])
             // a practitioner reference to a PINFL not in practitioners
             let n = pick_node(rng, b, |n| n.ref_name.as_deref() == Some("practitionerRef") && free(n))?;
             let p = expr(&n.path);
-            let known: HashSet<String> =
-                v["practitioners"].as_array().into_iter().flatten().filter_map(|x| x["pinfl"].as_str().map(str::to_string)).collect();
+            let known: HashSet<String> = v["practitioners"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x["pinfl"].as_str().map(str::to_string))
+                .collect();
             let mut pin = string_for_pattern("^[0-9]{14}$", rng);
             while known.contains(&pin) {
                 pin = string_for_pattern("^[0-9]{14}$", rng);
@@ -420,7 +493,9 @@ fn mutate_value(rng: &mut ChaCha8Rng, b: &Base, v: &mut Value, avoid: &[String])
         }
         10 => {
             // a pattern violation (PINFL with 13 digits, ICD-10 in lower case, …)
-            let n = pick_node(rng, b, |n| n.schema.get("pattern").is_some() && n.schema.get("format").is_none() && free(n))?;
+            let n = pick_node(rng, b, |n| {
+                n.schema.get("pattern").is_some() && n.schema.get("format").is_none() && free(n)
+            })?;
             let p = expr(&n.path);
             let slot = at_mut(v, &n.path).unwrap();
             let cur = slot.as_str().unwrap_or("").to_string();
@@ -459,7 +534,12 @@ fn mutate_value(rng: &mut ChaCha8Rng, b: &Base, v: &mut Value, avoid: &[String])
             let pin = ps[i]["pinfl"].clone();
             ps[j]["pinfl"] = pin;
             let p = format!("practitioners[{j}].pinfl");
-            ap(format!("duplicate PINFL {p} (= practitioners[{i}])"), vec![Rule::Exact(p.clone())], true, "practitioners".into())
+            ap(
+                format!("duplicate PINFL {p} (= practitioners[{i}])"),
+                vec![Rule::Exact(p.clone())],
+                true,
+                "practitioners".into(),
+            )
         }
     }
 }
@@ -518,7 +598,8 @@ fn make_case(bases: &[Base], seed: u64, i: usize) -> Case {
             } else {
                 format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth))
             };
-            let body = serde_json::to_string(&v).unwrap().replace(&serde_json::to_string(PLACEHOLDER).unwrap(), &nested);
+            let body =
+                serde_json::to_string(&v).unwrap().replace(&serde_json::to_string(PLACEHOLDER).unwrap(), &nested);
             Case {
                 desc: tag(&format!("nesting depth {depth} at {p}")),
                 path: post_path(&form),
@@ -571,7 +652,11 @@ fn make_case(bases: &[Base], seed: u64, i: usize) -> Case {
                 ("empty object", "{}", vec![Rule::Exact("form".into())]),
                 ("other form's body", other, vec![Rule::Exact("form".into())]),
                 ("a FHIR resource", "{\"resourceType\": \"Patient\", \"id\": \"x\"}", vec![]),
-                ("a QuestionnaireResponse without items", "{\"resourceType\": \"QuestionnaireResponse\", \"status\": \"completed\"}", vec![]),
+                (
+                    "a QuestionnaireResponse without items",
+                    "{\"resourceType\": \"QuestionnaireResponse\", \"status\": \"completed\"}",
+                    vec![],
+                ),
                 ("duplicate keys", "{\"form\": \"003\", \"form\": \"096\"}", vec![]),
             ];
             let (d, body, rules) = options[rng.random_range(0..options.len())].clone();
@@ -588,10 +673,24 @@ fn make_case(bases: &[Base], seed: u64, i: usize) -> Case {
         // content types
         84..=87 => {
             let bad = [
-                None, Some("text/plain"), Some("application/xml"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x"),
-                Some("application/jsonp"), Some("application/json-patch+json"), Some(""), Some("json"), Some("text/json"), Some("application/*"),
+                None,
+                Some("text/plain"),
+                Some("application/xml"),
+                Some("application/x-www-form-urlencoded"),
+                Some("multipart/form-data; boundary=x"),
+                Some("application/jsonp"),
+                Some("application/json-patch+json"),
+                Some(""),
+                Some("json"),
+                Some("text/json"),
+                Some("application/*"),
             ];
-            let ok = [Some("application/json; charset=utf-8"), Some("Application/JSON"), Some("application/fhir+json"), Some("application/json ; charset=UTF-8")];
+            let ok = [
+                Some("application/json; charset=utf-8"),
+                Some("Application/JSON"),
+                Some("application/fhir+json"),
+                Some("application/json ; charset=UTF-8"),
+            ];
             let good = rng.random_bool(0.3);
             let ct = if good { *ok.choose(&mut rng).unwrap() } else { *bad.choose(&mut rng).unwrap() };
             Case {
@@ -626,7 +725,8 @@ fn make_case(bases: &[Base], seed: u64, i: usize) -> Case {
         }
         // unknown forms, and the form's endpoint under its long name
         89..=91 => {
-            let unknown = ["004", "abc", "003x", "0003", "form-", "%20", "096%00", "FORM-003", "003.json", "003%2F..", "ё"];
+            let unknown =
+                ["004", "abc", "003x", "0003", "form-", "%20", "096%00", "FORM-003", "003.json", "003%2F..", "ё"];
             let (path, statuses) = if rng.random_bool(0.85) {
                 (post_path(unknown.choose(&mut rng).unwrap()), vec![404])
             } else {
@@ -868,7 +968,10 @@ async fn ten_thousand_random_mutations_never_break_the_service() {
                 if let Err(e) = check(&case, &a) {
                     let body = String::from_utf8_lossy(&a.body);
                     let body: String = body.chars().take(600).collect();
-                    failures.lock().unwrap().push(format!("case {i} (seed {seed}): {}\n    → {e}\n    answer {}: {body}", case.desc, a.status));
+                    failures.lock().unwrap().push(format!(
+                        "case {i} (seed {seed}): {}\n    → {e}\n    answer {}: {body}",
+                        case.desc, a.status
+                    ));
                 }
             }
         });
@@ -963,7 +1066,13 @@ async fn unknown_form_is_404() {
 async fn wrong_content_type_is_415() {
     let app = TestApp::spawn().await;
     let body = serde_json::to_vec(&common::example("003", "minimal")).unwrap();
-    for ct in [None, Some("text/plain"), Some("application/xml"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x")] {
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/xml"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
         let r = post_raw(&app, "/forms/003/documents", ct, true, body.clone()).await;
         outcome(r, 415).await;
     }
@@ -1005,7 +1114,11 @@ async fn body_over_one_mib_is_413() {
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer).await;
     let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 413"), "chunked body over 1 MiB: {}", text.chars().take(300).collect::<String>());
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "chunked body over 1 MiB: {}",
+        text.chars().take(300).collect::<String>()
+    );
     assert!(text.to_ascii_lowercase().contains("content-type: application/fhir+json"), "{text}");
     assert!(text.contains("OperationOutcome"), "{text}");
 
@@ -1033,7 +1146,11 @@ async fn no_or_bad_credentials_is_401_with_www_authenticate() {
         Some("Bearer nope".to_string()),
     ];
     for h in headers {
-        let mut rb = app.http.post(app.url("/forms/003/documents")).header("Content-Type", "application/json").body(body.clone());
+        let mut rb = app
+            .http
+            .post(app.url("/forms/003/documents"))
+            .header("Content-Type", "application/json")
+            .body(body.clone());
         if let Some(h) = &h {
             rb = rb.header("Authorization", h);
         }
@@ -1056,10 +1173,20 @@ async fn schema_error_names_the_field() {
 
     // invalid dates: the date's path
     for (form, ptr, bad, path) in [
-        ("003", "/administrativeInformation/admissionDateTime", "2026-02-30T10:00:00+05:00", "administrativeInformation.admissionDateTime"),
+        (
+            "003",
+            "/administrativeInformation/admissionDateTime",
+            "2026-02-30T10:00:00+05:00",
+            "administrativeInformation.admissionDateTime",
+        ),
         ("003", "/patient/birthDate", "2026-02-30", "patient.birthDate"),
         ("003", "/primaryExamination/examinationDateTime", "garbage", "primaryExamination.examinationDateTime"),
-        ("096", "/newbornDeliveryRecord/newborns/0/birthDateTime", "2026-05-14T24:10:00+05:00", "newbornDeliveryRecord.newborns[0].birthDateTime"),
+        (
+            "096",
+            "/newbornDeliveryRecord/newborns/0/birthDateTime",
+            "2026-05-14T24:10:00+05:00",
+            "newbornDeliveryRecord.newborns[0].birthDateTime",
+        ),
     ] {
         let mut v = common::example(form, "example");
         v.as_object_mut().unwrap().remove("documentId");
@@ -1133,7 +1260,8 @@ async fn early_rejections_keep_the_connection_usable_or_say_connection_close() {
     let addr = app.base.trim_start_matches("http://").to_string();
     let mut padded = common::example("096", "example");
     padded["zzPadding"] = json!("a".repeat(256 * 1024));
-    let bodies = [serde_json::to_vec(&common::example("096", "example")).unwrap(), serde_json::to_vec(&padded).unwrap()];
+    let bodies =
+        [serde_json::to_vec(&common::example("096", "example")).unwrap(), serde_json::to_vec(&padded).unwrap()];
     use base64::Engine;
     let good = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", DEMO.0, DEMO.1));
     let bad = base64::engine::general_purpose::STANDARD.encode(format!("{}:wrong", DEMO.0));
@@ -1159,7 +1287,7 @@ async fn early_rejections_keep_the_connection_usable_or_say_connection_close() {
         );
         s.write_all(head.as_bytes()).await.unwrap();
         let _ = s.write_all(body).await; // the server may answer (and stop reading) before the end
-        // read the first answer (headers + content-length body)
+                                         // read the first answer (headers + content-length body)
         let mut buf = Vec::new();
         let mut chunk = [0u8; 8192];
         let first = loop {
@@ -1172,7 +1300,9 @@ async fn early_rejections_keep_the_connection_usable_or_say_connection_close() {
             if let Some(end) = text.find("\r\n\r\n") {
                 let len: usize = text[..end]
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                    })
                     .unwrap_or(0);
                 if buf.len() >= end + 4 + len {
                     break text[..end].to_string();
@@ -1194,7 +1324,8 @@ async fn early_rejections_keep_the_connection_usable_or_say_connection_close() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_buf(&mut rest)).await;
         let answered = wrote && String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200");
         if !says_close && !answered {
-            problems.push(format!("{what}: the connection was closed without `Connection: close`; first answer:\n{first}"));
+            problems
+                .push(format!("{what}: the connection was closed without `Connection: close`; first answer:\n{first}"));
         }
     }
     assert!(problems.is_empty(), "KNOWN BUG (early rejections and keep-alive):\n{}", problems.join("\n"));

@@ -472,7 +472,7 @@ fn fmt_dt(t: i64, rng: &mut ChaCha8Rng, plain: bool) -> String {
     let dt: DateTime<FixedOffset> = tz.timestamp_opt(t, 0).unwrap();
     let mut s = dt.format("%Y-%m-%dT%H:%M:%S").to_string();
     if !plain && rng.random_bool(0.1) {
-        s.push_str(*[".5", ".123", ".000", ".999999"].choose(rng).unwrap());
+        s.push_str([".5", ".123", ".000", ".999999"].choose(rng).unwrap());
     }
     if off == 0 && rng.random_bool(0.7) {
         s.push('Z');
@@ -825,7 +825,7 @@ impl Run<'_> {
             if max >= 1000 && self.chance(0.01) {
                 // exactly the longest allowed text
                 while t.chars().count() < max {
-                    t.push_str(" ");
+                    t.push(' ');
                     t.push_str(&self.words(50, false));
                 }
             }
