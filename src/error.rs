@@ -11,12 +11,20 @@ pub struct Issue {
     pub code: &'static str,
     /// FHIRPath-like location in the submitted input, e.g. `patient.pinfl` or `practitioners[1].name`.
     pub expression: Option<String>,
+    /// Further locations of the same problem (e.g. each alternative of "one of these is required").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<String>,
     pub diagnostics: String,
 }
 
 impl Issue {
     pub fn new(code: &'static str, expression: impl Into<Option<String>>, diagnostics: impl Into<String>) -> Self {
-        Issue { code, expression: expression.into(), diagnostics: diagnostics.into() }
+        Issue { code, expression: expression.into(), more: Vec::new(), diagnostics: diagnostics.into() }
+    }
+
+    pub fn with_more(mut self, more: Vec<String>) -> Self {
+        self.more = more;
+        self
     }
 }
 
@@ -107,7 +115,9 @@ pub fn operation_outcome(issues: &[Issue], severity: &str) -> Value {
         .map(|i| {
             let mut v = json!({"severity": severity, "code": i.code, "diagnostics": i.diagnostics});
             if let Some(e) = &i.expression {
-                v["expression"] = json!([e]);
+                let mut all = vec![e.clone()];
+                all.extend(i.more.iter().cloned());
+                v["expression"] = json!(all);
             }
             v
         })

@@ -14,14 +14,8 @@ fn exit_codes() {
     let ca = dev_ca(d);
     let ca_pem = anchors_file(&ca, d);
     let trust = vec![ca_pem];
-    let (signed, _) = sign_document(
-        &form("form-003-minimal.json"),
-        &ca,
-        &signer_a(),
-        &SignOptions::default(),
-        Utc::now(),
-    )
-    .unwrap();
+    let (signed, _) =
+        sign_document(&form("form-003-minimal.json"), &ca, &signer_a(), &SignOptions::default(), Utc::now()).unwrap();
     let good = write_json(d, "good.json", &signed);
     let mut t = signed.clone();
     t["entry"][1]["resource"]["gender"] = json!("male");
@@ -32,33 +26,18 @@ fn exit_codes() {
     assert_eq!(cli_verify(&good, &trust, None), 0);
     assert_eq!(cli_verify(&good, &trust, Some("now".into())), 0);
     assert_eq!(cli_verify(&good, &trust, Some("sigT".into())), 0);
-    assert_eq!(
-        cli_verify(&good, &[], None),
-        0,
-        "without --trust: nothing fails (indeterminate)"
-    );
+    assert_eq!(cli_verify(&good, &[], None), 0, "without --trust: nothing fails (indeterminate)");
     assert_eq!(cli_verify(&bad, &trust, None), 1);
     assert_eq!(cli_verify(&unsigned, &trust, None), 1);
     assert_eq!(cli_verify(&not_json, &trust, None), 1);
-    assert_eq!(
-        cli_verify(&good, &trust, Some("2000-01-01T00:00:00Z".into())),
-        1
-    );
+    assert_eq!(cli_verify(&good, &trust, Some("2000-01-01T00:00:00Z".into())), 1);
 
     // usage / IO errors
     assert_eq!(cli_verify(&d.join("missing.json"), &trust, None), 2);
     assert_eq!(cli_verify(&good, &[d.join("missing.pem")], None), 2);
-    assert_eq!(
-        cli_verify(&good, std::slice::from_ref(&not_json), None),
-        2,
-        "a trust file without certificates"
-    );
+    assert_eq!(cli_verify(&good, std::slice::from_ref(&not_json), None), 2, "a trust file without certificates");
     assert_eq!(cli_verify(&good, &trust, Some("yesterday".into())), 2);
-    assert_eq!(
-        cli_verify(&good, &trust, Some("2026-01-01T00:00:00".into())),
-        2,
-        "a zone is required"
-    );
+    assert_eq!(cli_verify(&good, &trust, Some("2026-01-01T00:00:00".into())), 2, "a zone is required");
 
     // the R6 worked example: valid at its signing time, expired now
     let r6 = shared_fixture("r6/r6-example-signed.json");

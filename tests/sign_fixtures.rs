@@ -36,19 +36,9 @@ fn documents_signed_by_earlier_builds_still_verify_at_their_signing_time() {
         let recs = recs.as_array().unwrap();
         assert_eq!(rep.signatures.len(), recs.len());
         for (s, r) in rep.signatures.iter().zip(recs) {
-            assert_eq!(
-                s.payload_sha256.as_deref(),
-                r["payload_sha256"].as_str(),
-                "{file}"
-            );
-            assert_eq!(
-                s.signer.as_ref().unwrap().pinfl.as_deref(),
-                r["pinfl"].as_str()
-            );
-            assert_eq!(
-                s.signer.as_ref().unwrap().serial_number.as_str(),
-                r["certificate_serial"].as_str().unwrap()
-            );
+            assert_eq!(s.payload_sha256.as_deref(), r["payload_sha256"].as_str(), "{file}");
+            assert_eq!(s.signer.as_ref().unwrap().pinfl.as_deref(), r["pinfl"].as_str());
+            assert_eq!(s.signer.as_ref().unwrap().serial_number.as_str(), r["certificate_serial"].as_str().unwrap());
         }
         // the 10-minute leaves are long expired: "now" must say so
         let leaf_end = s_not_after(&rep.signatures[0]);
@@ -60,12 +50,7 @@ fn documents_signed_by_earlier_builds_still_verify_at_their_signing_time() {
         files.push(path);
     }
     let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-    let r = jws_verify(
-        &refs,
-        Some(&fixture_dir("hujjat").join("ca.pem")),
-        Some("sigT"),
-        true,
-    );
+    let r = jws_verify(&refs, Some(&fixture_dir("hujjat").join("ca.pem")), Some("sigT"), true);
     assert_eq!(r.code, 0, "{}", r.all());
 }
 
@@ -90,11 +75,7 @@ fn signatures_of_the_independent_python_signer_verify() {
         let doc = load_json(&fixture_dir("python").join(file));
         let rep = verify_bundle(&doc, &anchors, VerifyAt::SigT);
         assert_eq!(rep.status, Status::Valid, "{file}: {:?}", rep.failures());
-        let got: Vec<String> = rep
-            .signatures
-            .iter()
-            .map(|s| s.header.as_ref().unwrap().alg.clone().unwrap())
-            .collect();
+        let got: Vec<String> = rep.signatures.iter().map(|s| s.header.as_ref().unwrap().alg.clone().unwrap()).collect();
         assert_eq!(got, algs, "{file}");
         for s in &rep.signatures {
             // the reference signer puts only a reference in agent.who: matched through the
@@ -105,19 +86,10 @@ fn signatures_of_the_independent_python_signer_verify() {
         // one changed value breaks every signature
         let mut t = doc.clone();
         t["entry"][1]["resource"]["gender"] =
-            json!(if doc["entry"][1]["resource"]["gender"] == "male" {
-                "female"
-            } else {
-                "male"
-            });
+            json!(if doc["entry"][1]["resource"]["gender"] == "male" { "female" } else { "male" });
         let rep = verify_bundle(&t, &anchors, VerifyAt::SigT);
         assert!(!rep.ok, "{file}");
-        assert!(
-            rep.signatures
-                .iter()
-                .all(|s| s.checks.get("signature").unwrap().failed()),
-            "{file}"
-        );
+        assert!(rep.signatures.iter().all(|s| s.checks.get("signature").unwrap().failed()), "{file}");
     }
     // the co-signer's Provenance points at the other practitioner: a swapped reference is caught
     let mut t: Value = load_json(&fixture_dir("python").join("py-countersigned.json"));
@@ -126,8 +98,5 @@ fn signatures_of_the_independent_python_signer_verify() {
         json!("urn:uuid:00300005-0000-4000-8000-000000000000");
     let rep = verify_bundle(&t, &anchors, VerifyAt::SigT);
     let id = rep.signatures[1].checks.get("signerIdentity").unwrap();
-    assert!(
-        id.failed() && id.reason.as_ref().unwrap().contains("PINFL 31505820250011"),
-        "{id:?}"
-    );
+    assert!(id.failed() && id.reason.as_ref().unwrap().contains("PINFL 31505820250011"), "{id:?}");
 }

@@ -19,11 +19,7 @@ fn rfc8785_vectors_from_the_shared_fixture() {
         if vec.get("rfc8785").and_then(Value::as_str) == Some("reject") {
             // Integers beyond 2^53: npm `canonicalize` rounds, Python `rfc8785` refuses. The
             // service refuses too (the payload would depend on the parser).
-            assert!(
-                got.is_err(),
-                "{name}: must be refused, got {:?}",
-                got.map(String::from_utf8)
-            );
+            assert!(got.is_err(), "{name}: must be refused, got {:?}", got.map(String::from_utf8));
         } else {
             let got = got.unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(String::from_utf8(got).unwrap(), expected, "{name}");
@@ -62,17 +58,11 @@ fn rfc8785_appendix_b_numbers() {
     ];
     for (bits, want) in table {
         let v = json!([f64::from_bits(bits)]);
-        assert_eq!(
-            String::from_utf8(jcs(&v).unwrap()).unwrap(),
-            format!("[{want}]"),
-            "bits {bits:016x}"
-        );
+        assert_eq!(String::from_utf8(jcs(&v).unwrap()).unwrap(), format!("[{want}]"), "bits {bits:016x}");
     }
     // decimals as written in clinical data
-    let v: Value = serde_json::from_str(
-        r#"{"b":[1.50,1E30,0.30000000000000004,100,37.0,72.5,0.001],"a":"x"}"#,
-    )
-    .unwrap();
+    let v: Value =
+        serde_json::from_str(r#"{"b":[1.50,1E30,0.30000000000000004,100,37.0,72.5,0.001],"a":"x"}"#).unwrap();
     assert_eq!(
         String::from_utf8(jcs(&v).unwrap()).unwrap(),
         r#"{"a":"x","b":[1.5,1e+30,0.30000000000000004,100,37,72.5,0.001]}"#
@@ -86,22 +76,10 @@ fn document_payload_drops_root_id_meta_signature_and_signing_provenances_only() 
     let text = String::from_utf8(base.clone()).unwrap();
     assert!(text.starts_with(r#"{"entry":["#), "sorted members");
     let root: Value = serde_json::from_str(&text).unwrap();
-    assert!(
-        root.get("id").is_none() && root.get("meta").is_none(),
-        "root id and meta removed"
-    );
-    assert_eq!(
-        root["identifier"], b["identifier"],
-        "Bundle.identifier is signed"
-    );
-    assert_eq!(
-        root["timestamp"], b["timestamp"],
-        "Bundle.timestamp is signed"
-    );
-    assert!(
-        text.contains(r#""div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">"#),
-        "narrative is signed"
-    );
+    assert!(root.get("id").is_none() && root.get("meta").is_none(), "root id and meta removed");
+    assert_eq!(root["identifier"], b["identifier"], "Bundle.identifier is signed");
+    assert_eq!(root["timestamp"], b["timestamp"], "Bundle.timestamp is signed");
+    assert!(text.contains(r#""div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">"#), "narrative is signed");
     assert!(text.contains(r#""id":"comp-003""#), "entry ids are signed");
 
     // root id, meta and signature do not matter
@@ -125,17 +103,10 @@ fn document_payload_drops_root_id_meta_signature_and_signing_provenances_only() 
         c["entry"].as_array_mut().unwrap().push(prov(t));
         assert_eq!(canonical_payload(&c).unwrap(), base, "target {t}");
     }
-    for t in [
-        "Bundle/form-003-minimal",
-        "urn:uuid:00300000-0000-4000-8000-000000000000",
-    ] {
+    for t in ["Bundle/form-003-minimal", "urn:uuid:00300000-0000-4000-8000-000000000000"] {
         let mut c = b.clone();
         c["entry"].as_array_mut().unwrap().push(prov(t));
-        assert_ne!(
-            canonical_payload(&c).unwrap(),
-            base,
-            "target {t} is not a signature of this Bundle"
-        );
+        assert_ne!(canonical_payload(&c).unwrap(), base, "target {t} is not a signature of this Bundle");
     }
     // pretty-printing and member order do not matter
     let pretty = serde_json::to_string_pretty(&form("form-003-minimal.json")).unwrap();
@@ -158,21 +129,12 @@ fn strict_parsing_reports_duplicates_unsafe_integers_and_bom() {
     let (_, p) = parse_strict(br#"{"a":1,"b":{"c":2,"c":3}}"#).unwrap();
     assert_eq!(p, vec![r#"duplicate key "c" in $.b"#.to_string()]);
     let (_, p) = parse_strict(br#"{"entry":[{"x":9007199254740993}]}"#).unwrap();
-    assert!(
-        p[0].contains("$.entry[0].x") && p[0].contains("2^53"),
-        "{p:?}"
-    );
+    assert!(p[0].contains("$.entry[0].x") && p[0].contains("2^53"), "{p:?}");
     let (_, p) = parse_strict(b"\xef\xbb\xbf{}").unwrap();
     assert!(p[0].contains("byte-order mark"));
     let (v, p) = parse_strict(br#"{"n":[1.50,-0,9007199254740991]}"#).unwrap();
     assert!(p.is_empty());
-    assert_eq!(
-        String::from_utf8(jcs(&v).unwrap()).unwrap(),
-        r#"{"n":[1.5,0,9007199254740991]}"#
-    );
-    assert!(
-        parse_strict(br#"{"s":"\ud800"}"#).is_err(),
-        "lone surrogate"
-    );
+    assert_eq!(String::from_utf8(jcs(&v).unwrap()).unwrap(), r#"{"n":[1.5,0,9007199254740991]}"#);
+    assert!(parse_strict(br#"{"s":"\ud800"}"#).is_err(), "lone surrogate");
     assert!(parse_strict(br#"{"a":1} x"#).is_err(), "trailing data");
 }

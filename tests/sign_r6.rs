@@ -7,9 +7,7 @@
 
 mod sign_support;
 
-use hujjat::sign::{
-    payload_for, verify_bundle, verify_bundle_json, Canonicalization, Status, VerifyAt,
-};
+use hujjat::sign::{payload_for, verify_bundle, verify_bundle_json, Canonicalization, Status, VerifyAt};
 use openssl::x509::X509;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -23,20 +21,13 @@ fn example() -> Value {
 }
 
 fn at_sig_t() -> VerifyAt {
-    VerifyAt::At(
-        chrono::DateTime::parse_from_rfc3339(SIG_T)
-            .unwrap()
-            .with_timezone(&chrono::Utc),
-    )
+    VerifyAt::At(chrono::DateTime::parse_from_rfc3339(SIG_T).unwrap().with_timezone(&chrono::Utc))
 }
 
 #[test]
 fn payload_is_byte_exact_and_hashes_to_the_spec_value() {
     let p = payload_for(&example(), Canonicalization::Json).unwrap();
-    assert_eq!(
-        p,
-        std::fs::read(shared_fixture("r6/r6-example-payload.jcs")).unwrap()
-    );
+    assert_eq!(p, std::fs::read(shared_fixture("r6/r6-example-payload.jcs")).unwrap());
     assert_eq!(p.len(), 542);
     assert_eq!(hex::encode(Sha256::digest(&p)), SPEC_SHA256);
 }
@@ -46,35 +37,15 @@ fn verifies_at_its_signing_time_without_anchors() {
     for at in [at_sig_t(), VerifyAt::SigT] {
         let rep = verify_bundle(&example(), &[], at);
         assert!(rep.ok, "{:?}", rep.failures());
-        assert_eq!(
-            rep.status,
-            Status::Indeterminate,
-            "no anchor: trust not evaluated"
-        );
+        assert_eq!(rep.status, Status::Indeterminate, "no anchor: trust not evaluated");
         let s = &rep.signatures[0];
         assert!(s.legacy_bundle_signature);
         assert_eq!(s.location, "Bundle.signature");
-        assert_eq!(
-            s.canonicalization.as_deref(),
-            Some("http://hl7.org/fhir/canonicalization/json")
-        );
+        assert_eq!(s.canonicalization.as_deref(), Some("http://hl7.org/fhir/canonicalization/json"));
         assert_eq!(s.payload_sha256.as_deref(), Some(SPEC_SHA256));
         assert_eq!(s.header.as_ref().unwrap().alg.as_deref(), Some("RS256"));
-        for n in [
-            "signature",
-            "chain",
-            "validity",
-            "signingTime",
-            "signerIdentity",
-            "srCms",
-            "canonicalization",
-        ] {
-            assert_eq!(
-                s.checks.get(n).and_then(|c| c.ok),
-                Some(true),
-                "{n}: {:?}",
-                s.checks.get(n)
-            );
+        for n in ["signature", "chain", "validity", "signingTime", "signerIdentity", "srCms", "canonicalization"] {
+            assert_eq!(s.checks.get(n).and_then(|c| c.ok), Some(true), "{n}: {:?}", s.checks.get(n));
         }
         assert_eq!(s.checks.get("trust").unwrap().ok, None);
         assert_eq!(s.checks.get("keyUsage").unwrap().ok, None);
@@ -89,25 +60,15 @@ fn fails_now_because_the_certificate_expired() {
     let v = s.checks.get("validity").unwrap();
     assert_eq!(v.ok, Some(false));
     assert!(v.reason.as_ref().unwrap().contains("expired"), "{v:?}");
-    assert_eq!(
-        s.checks.get("signature").unwrap().ok,
-        Some(true),
-        "the cryptography still holds"
-    );
+    assert_eq!(s.checks.get("signature").unwrap().ok, Some(true), "the cryptography still holds");
 }
 
 #[test]
 fn with_itself_as_anchor_it_is_trusted_but_lacks_key_usage() {
-    let cert =
-        X509::from_pem(&std::fs::read(shared_fixture("r6/r6-example-cert.pem")).unwrap()).unwrap();
+    let cert = X509::from_pem(&std::fs::read(shared_fixture("r6/r6-example-cert.pem")).unwrap()).unwrap();
     let rep = verify_bundle(&example(), &[cert], at_sig_t());
     let s = &rep.signatures[0];
-    assert_eq!(
-        s.checks.get("trust").unwrap().ok,
-        Some(true),
-        "{:?}",
-        s.checks.get("trust")
-    );
+    assert_eq!(s.checks.get("trust").unwrap().ok, Some(true), "{:?}", s.checks.get("trust"));
     let ku = s.checks.get("keyUsage").unwrap();
     assert_eq!(ku.ok, Some(false));
     assert!(ku.reason.as_ref().unwrap().contains("digitalSignature"));
@@ -125,37 +86,22 @@ fn with_itself_as_anchor_it_is_trusted_but_lacks_key_usage() {
 
 #[test]
 fn tampered_fixture_and_every_changed_value_fail() {
-    let rep = verify_bundle(
-        &load_json(&shared_fixture("r6/r6-example-tampered.json")),
-        &[],
-        at_sig_t(),
-    );
+    let rep = verify_bundle(&load_json(&shared_fixture("r6/r6-example-tampered.json")), &[], at_sig_t());
     assert!(!rep.ok);
-    assert_eq!(
-        rep.signatures[0].checks.get("signature").unwrap().ok,
-        Some(false)
-    );
+    assert_eq!(rep.signatures[0].checks.get("signature").unwrap().ok, Some(false));
 
     // change each scalar outside Bundle.signature, one at a time
     fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
         match v {
-            Value::Object(m) => m
-                .iter()
-                .for_each(|(k, x)| pointers(x, format!("{at}/{k}"), out)),
-            Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .for_each(|(i, x)| pointers(x, format!("{at}/{i}"), out)),
+            Value::Object(m) => m.iter().for_each(|(k, x)| pointers(x, format!("{at}/{k}"), out)),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| pointers(x, format!("{at}/{i}"), out)),
             _ => out.push(at),
         }
     }
     let base = example();
     let mut ptrs = Vec::new();
     pointers(&base, String::new(), &mut ptrs);
-    let ptrs: Vec<String> = ptrs
-        .into_iter()
-        .filter(|p| !p.starts_with("/signature"))
-        .collect();
+    let ptrs: Vec<String> = ptrs.into_iter().filter(|p| !p.starts_with("/signature")).collect();
     assert!(ptrs.len() >= 12, "{ptrs:?}");
     for p in &ptrs {
         let mut t = base.clone();
@@ -171,18 +117,12 @@ fn tampered_fixture_and_every_changed_value_fail() {
         if p == "/resourceType" {
             assert_eq!(rep.problems, vec!["not a FHIR Bundle".to_string()]);
         } else {
-            assert_eq!(
-                rep.signatures[0].checks.get("signature").unwrap().ok,
-                Some(false),
-                "{p}"
-            );
+            assert_eq!(rep.signatures[0].checks.get("signature").unwrap().ok, Some(false), "{p}");
         }
     }
     // JCS number normalisation: 1 -> 1.00 is the same number
     let mut t = base.clone();
-    let text = serde_json::to_string(&t)
-        .unwrap()
-        .replace(r#""value":1}"#, r#""value":1.00}"#);
+    let text = serde_json::to_string(&t).unwrap().replace(r#""value":1}"#, r#""value":1.00}"#);
     t = serde_json::from_str(&text).unwrap();
     assert!(verify_bundle(&t, &[], at_sig_t()).ok);
 }
@@ -203,20 +143,12 @@ fn pretty_printed_and_reordered_still_verify() {
 #[test]
 fn oracle_agrees_on_the_example() {
     let r = jws_verify(
-        &[
-            &shared_fixture("r6/r6-example-signed.json"),
-            &shared_fixture("r6/r6-example-reordered.json"),
-        ],
+        &[&shared_fixture("r6/r6-example-signed.json"), &shared_fixture("r6/r6-example-reordered.json")],
         None,
         Some(SIG_T),
         true,
     );
     assert_eq!(r.code, 0, "{}", r.all());
-    let r = jws_verify(
-        &[&shared_fixture("r6/r6-example-tampered.json")],
-        None,
-        Some(SIG_T),
-        true,
-    );
+    let r = jws_verify(&[&shared_fixture("r6/r6-example-tampered.json")], None, Some(SIG_T), true);
     assert_eq!(r.code, 1, "{}", r.all());
 }

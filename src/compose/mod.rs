@@ -324,7 +324,15 @@ impl FormDef {
                 _ => ("value", vec![]),
             };
             let msg = describe(&e);
-            if extra.is_empty() {
+            let alternatives = required_alternatives(&e);
+            if !alternatives.is_empty() {
+                // "at least one of these is required": name each field that would satisfy it
+                let paths: Vec<String> = alternatives
+                    .iter()
+                    .map(|a| if path.is_empty() { a.clone() } else { format!("{path}.{a}") })
+                    .collect();
+                issues.push(Issue::new("required", Some(paths[0].clone()), msg).with_more(paths[1..].to_vec()));
+            } else if extra.is_empty() {
                 issues.push(Issue::new(code, Some(path_or_root(&path)), msg));
             } else {
                 for x in extra {
@@ -837,6 +845,30 @@ fn pointer_to_expression(loc: &jsonschema::paths::Location) -> String {
         }
     }
     out
+}
+
+/// The properties of an `anyOf`/`oneOf` whose every branch only failed a `required`.
+fn required_alternatives(e: &jsonschema::ValidationError<'_>) -> Vec<String> {
+    use jsonschema::error::ValidationErrorKind as K;
+    let (K::AnyOf { context } | K::OneOfNotValid { context }) = &e.kind else { return vec![] };
+    let mut names = Vec::new();
+    for branch in context {
+        if branch.is_empty() {
+            return vec![];
+        }
+        for b in branch {
+            match &b.kind {
+                K::Required { property } => {
+                    let n = as_text(property);
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+                _ => return vec![],
+            }
+        }
+    }
+    names
 }
 
 fn describe(e: &jsonschema::ValidationError<'_>) -> String {

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         // the request's source address for audit records written anywhere while serving it
         .layer(axum::middleware::from_fn(crate::archive::audit::request_context))
+        .layer(axum::middleware::from_fn(close_after_rejected_body))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
@@ -302,4 +303,22 @@ async fn document_signatures(
     st.docs.owned(&client.0, &id).await?;
     let sigs = st.docs.store.signatures(&id).await?;
     Ok(Json(json!({"document": id, "signatures": sigs})).into_response())
+}
+
+/// An error answered before the request body was read (401, 404, 413, 415, …) leaves the rest of
+/// the body unread; hyper then closes the connection. Say so (`Connection: close`) so a keep-alive
+/// client does not send its next request into a closing connection.
+async fn close_after_rejected_body(req: Request, next: axum::middleware::Next) -> Response {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut res = next.run(req).await;
+    if has_body && (res.status().is_client_error() || res.status().is_server_error()) {
+        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
 }

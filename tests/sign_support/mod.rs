@@ -26,11 +26,7 @@ pub fn manifest() -> PathBuf {
 /// `../shared/tools/<name>`; panics (test fails) when the oracle is missing.
 pub fn tool(name: &str) -> PathBuf {
     let p = manifest().join("../shared/tools").join(name);
-    assert!(
-        p.exists(),
-        "oracle {} is missing: the test cannot run without it",
-        p.display()
-    );
+    assert!(p.exists(), "oracle {} is missing: the test cannot run without it", p.display());
     p
 }
 
@@ -41,10 +37,8 @@ pub fn shared_fixture(rel: &str) -> PathBuf {
 }
 
 pub fn load_json(p: &Path) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())),
-    )
-    .unwrap_or_else(|e| panic!("parse {}: {e}", p.display()))
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
+        .unwrap_or_else(|e| panic!("parse {}: {e}", p.display()))
 }
 
 pub fn form(name: &str) -> Value {
@@ -122,19 +116,11 @@ pub const PINFL_A: &str = "31505820250011";
 pub const PINFL_B: &str = "42011907350029";
 
 pub fn signer_a() -> Signer {
-    Signer {
-        pinfl: PINFL_A.into(),
-        name: "Bahodir Rasulov".into(),
-        role_display: "Medical specialist".into(),
-    }
+    Signer { pinfl: PINFL_A.into(), name: "Bahodir Rasulov".into(), role_display: "Medical specialist".into() }
 }
 
 pub fn signer_b() -> Signer {
-    Signer {
-        pinfl: PINFL_B.into(),
-        name: "Malika Yusupova".into(),
-        role_display: "Head of department".into(),
-    }
+    Signer { pinfl: PINFL_B.into(), name: "Malika Yusupova".into(), role_display: "Head of department".into() }
 }
 
 /// A form fixture with a second practitioner (PINFL_B) and PractitionerRole, added as a second
@@ -143,32 +129,20 @@ pub fn form_two_signers(name: &str) -> Value {
     let mut b = form(name);
     let pre = if name.contains("003") { "003" } else { "096" };
     let entries = b["entry"].as_array_mut().unwrap();
-    let mut prac = entries
-        .iter()
-        .find(|e| e["resource"]["resourceType"] == "Practitioner")
-        .unwrap()
-        .clone();
-    let mut role = entries
-        .iter()
-        .find(|e| e["resource"]["resourceType"] == "PractitionerRole")
-        .unwrap()
-        .clone();
+    let mut prac = entries.iter().find(|e| e["resource"]["resourceType"] == "Practitioner").unwrap().clone();
+    let mut role = entries.iter().find(|e| e["resource"]["resourceType"] == "PractitionerRole").unwrap().clone();
     let pu = format!("urn:uuid:{pre}00104-0000-4000-8000-000000000000");
     let ru = format!("urn:uuid:{pre}00105-0000-4000-8000-000000000000");
     prac["fullUrl"] = json!(pu);
     prac["resource"]["id"] = json!(format!("{}-b", prac["resource"]["id"].as_str().unwrap()));
     prac["resource"]["identifier"][0]["value"] = json!(PINFL_B);
-    prac["resource"]["name"] =
-        json!([{ "use": "official", "family": "Yusupova", "given": ["Malika"] }]);
+    prac["resource"]["name"] = json!([{ "use": "official", "family": "Yusupova", "given": ["Malika"] }]);
     role["fullUrl"] = json!(ru);
     role["resource"]["id"] = json!(format!("{}-b", role["resource"]["id"].as_str().unwrap()));
     role["resource"]["practitioner"]["reference"] = json!(pu);
     entries.insert(6, prac);
     entries.insert(7, role);
-    entries[0]["resource"]["author"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({ "reference": ru }));
+    entries[0]["resource"]["author"].as_array_mut().unwrap().push(json!({ "reference": ru }));
     b
 }
 
@@ -191,18 +165,9 @@ pub fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
 
 /// A P-256 CA made independently of the library (openssl directly), valid `from..to`, written
 /// as `<dir>/<tag>-cert.pem` + `<dir>/<tag>-key.pem` (PKCS#8). Returns the two paths.
-pub fn make_ca_files(
-    dir: &Path,
-    tag: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> (PathBuf, PathBuf) {
+pub fn make_ca_files(dir: &Path, tag: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> (PathBuf, PathBuf) {
     let (cert, key) = make_ca(tag, from, to);
-    let c = write_text(
-        dir,
-        &format!("{tag}-cert.pem"),
-        &String::from_utf8(cert.to_pem().unwrap()).unwrap(),
-    );
+    let c = write_text(dir, &format!("{tag}-cert.pem"), &String::from_utf8(cert.to_pem().unwrap()).unwrap());
     let k = write_text(
         dir,
         &format!("{tag}-key.pem"),
@@ -215,52 +180,25 @@ pub fn make_ca(tag: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> (X509, PKey
     make_ca_pathlen(tag, from, to, 0)
 }
 
-pub fn make_ca_pathlen(
-    tag: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    pathlen: u32,
-) -> (X509, PKey<Private>) {
+pub fn make_ca_pathlen(tag: &str, from: DateTime<Utc>, to: DateTime<Utc>, pathlen: u32) -> (X509, PKey<Private>) {
     let key = new_p256();
     let mut name = X509NameBuilder::new().unwrap();
     name.append_entry_by_nid(Nid::COUNTRYNAME, "UZ").unwrap();
-    name.append_entry_by_nid(Nid::COMMONNAME, &format!("test CA {tag}"))
-        .unwrap();
+    name.append_entry_by_nid(Nid::COMMONNAME, &format!("test CA {tag}")).unwrap();
     let name = name.build();
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
     let mut serial = BigNum::new().unwrap();
     serial.rand(120, MsbOption::MAYBE_ZERO, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
     b.set_subject_name(&name).unwrap();
     b.set_issuer_name(&name).unwrap();
-    b.set_not_before(&Asn1Time::from_unix(from.timestamp()).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(to.timestamp()).unwrap())
-        .unwrap();
+    b.set_not_before(&Asn1Time::from_unix(from.timestamp()).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::from_unix(to.timestamp()).unwrap()).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.append_extension(
-        BasicConstraints::new()
-            .critical()
-            .ca()
-            .pathlen(pathlen)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let ski = SubjectKeyIdentifier::new()
-        .build(&b.x509v3_context(None, None))
-        .unwrap();
+    b.append_extension(BasicConstraints::new().critical().ca().pathlen(pathlen).build().unwrap()).unwrap();
+    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build().unwrap()).unwrap();
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None)).unwrap();
     b.append_extension(ski).unwrap();
     b.sign(&key, MessageDigest::sha256()).unwrap();
     (b.build(), key)
@@ -273,19 +211,12 @@ pub fn new_p256() -> PKey<Private> {
 
 /// The signing Provenance entries of a Bundle.
 pub fn signing_provenances(b: &Value) -> Vec<&Value> {
-    b["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["resource"]["resourceType"] == "Provenance")
-        .collect()
+    b["entry"].as_array().unwrap().iter().filter(|e| e["resource"]["resourceType"] == "Provenance").collect()
 }
 
 /// The compact JWS of the last entry's first signature.
 pub fn last_jws(b: &Value) -> String {
-    let data = b["entry"].as_array().unwrap().last().unwrap()["resource"]["signature"][0]["data"]
-        .as_str()
-        .unwrap();
+    let data = b["entry"].as_array().unwrap().last().unwrap()["resource"]["signature"][0]["data"].as_str().unwrap();
     String::from_utf8(STANDARD.decode(data).unwrap()).unwrap()
 }
 
