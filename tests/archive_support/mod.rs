@@ -112,13 +112,11 @@ pub fn logout_csrf(html: &str) -> String {
 pub fn signer_for(input: &Value, pinfl: &str) -> Signer {
     let p = input["practitioners"].as_array().unwrap().iter().find(|p| p["pinfl"] == pinfl).unwrap();
     let n = &p["name"];
+    // as the identity module makes it from oneID's name parts: white space folded, at most 64 characters
     let name =
-        [&n["family"], &n["given"], &n["patronymic"]].iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ");
-    Signer {
-        pinfl: pinfl.to_string(),
-        name: name.chars().take(64).collect(),
-        role_display: p["positionText"].as_str().unwrap_or("").to_string(),
-    }
+        hujjat::identity::signing_name(n["family"].as_str(), n["given"].as_str(), n["patronymic"].as_str(), None)
+            .expect("a practitioner has a name");
+    Signer { pinfl: pinfl.to_string(), name, role_display: p["positionText"].as_str().unwrap_or("").to_string() }
 }
 
 pub fn attending(input: &Value) -> String {
