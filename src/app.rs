@@ -54,6 +54,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  forms:          {u}/forms");
     println!("  compose:        curl -u {DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET} -H 'Content-Type: application/json' --data @form.json {u}/forms/003/documents");
     println!("  health:         {u}/healthz");
+    println!("  archive:        {u}/archive   (archivists: hujjat users grant PINFL archivist)");
     crate::demo::spawn(&state).await?; // development only: the demo MIS (prints its URL)
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
