@@ -249,7 +249,8 @@ impl Documents {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no version {version}")))?;
         let bundle: Value = serde_json::from_str(&v.bundle).map_err(|e| AppError::Internal(e.into()))?;
-        let (signed, record) = sign::sign_document(&bundle, &self.ca, signer, &self.sign_options, chrono::Utc::now())?;
+        let (signed, record) =
+            sign::sign_document_owned(bundle, &self.ca, signer, &self.sign_options, chrono::Utc::now())?;
         let text = serde_json::to_string(&signed).map_err(|e| AppError::Internal(e.into()))?;
         let sig = crate::store::documents::NewSignature { signed_content_version: version, record: &record };
         let audit = crate::archive::audit::AuditEntry::new(

@@ -138,3 +138,98 @@ fn strict_parsing_reports_duplicates_unsafe_integers_and_bom() {
     assert!(parse_strict(br#"{"s":"\ud800"}"#).is_err(), "lone surrogate");
     assert!(parse_strict(br#"{"a":1} x"#).is_err(), "trailing data");
 }
+
+/// The service's own RFC 8785 writer against `serde_json_canonicalizer` (the implementation it
+/// replaced, issue 7) on random values: keys and strings from the awkward ranges (controls,
+/// quotes, U+007F, U+2028, U+E000–U+FFFF against supplementary characters, which UTF-16 orders
+/// differently from code points), random doubles by their bits, safe integers, nesting.
+#[test]
+fn own_writer_equals_the_reference_implementation_on_random_values() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8785);
+    const CHARS: &[char] = &[
+        'a',
+        'b',
+        'Z',
+        '0',
+        ' ',
+        '"',
+        '\\',
+        '/',
+        '\u{0}',
+        '\u{1}',
+        '\u{8}',
+        '\u{9}',
+        '\u{a}',
+        '\u{b}',
+        '\u{c}',
+        '\u{d}',
+        '\u{1f}',
+        '\u{7f}',
+        '\u{80}',
+        'é',
+        'ў',
+        'Ғ',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{d7ff}',
+        '\u{e000}',
+        '\u{ffff}',
+        '\u{fffd}',
+        '\u{10000}',
+        '\u{1f600}',
+        '\u{10ffff}',
+    ];
+    fn text(rng: &mut impl Rng) -> String {
+        (0..rng.random_range(0..6)).map(|_| CHARS[rng.random_range(0..CHARS.len())]).collect()
+    }
+    fn value(rng: &mut impl Rng, depth: u32) -> Value {
+        match rng.random_range(0..if depth > 3 { 6 } else { 8 }) {
+            0 => Value::Null,
+            1 => Value::Bool(rng.random()),
+            2 => json!(rng.random_range(-9_007_199_254_740_991i64..=9_007_199_254_740_991)),
+            3 => {
+                let f = f64::from_bits(rng.random());
+                if f.is_finite() {
+                    json!(f)
+                } else {
+                    json!(rng.random::<f64>() * 1e6)
+                }
+            }
+            4 => json!(rng.random_range(0u64..1000)),
+            5 => Value::String(text(rng)),
+            6 => Value::Array((0..rng.random_range(0..5)).map(|_| value(rng, depth + 1)).collect()),
+            _ => Value::Object((0..rng.random_range(0..7)).map(|_| (text(rng), value(rng, depth + 1))).collect()),
+        }
+    }
+    for i in 0..20_000 {
+        let v = value(&mut rng, 0);
+        let want = serde_json_canonicalizer::to_vec(&v).unwrap();
+        let got = jcs(&v).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "case {i}: {v}");
+    }
+}
+
+/// The same cross-check on whole composed documents, through the `#document` payload view.
+#[test]
+fn own_writer_equals_the_reference_implementation_on_documents() {
+    let composer = hujjat::compose::Composer::builtin().unwrap();
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/forms");
+    let mut docs: Vec<(String, Value)> =
+        ["form-003-minimal.json", "form-096-minimal.json"].iter().map(|n| (n.to_string(), form(n))).collect();
+    for f in ["003", "096"] {
+        let input: Value =
+            serde_json::from_str(&std::fs::read_to_string(shared.join(format!("form-{f}.example.json"))).unwrap())
+                .unwrap();
+        let cx = hujjat::compose::ComposeContext::new(uuid::Uuid::new_v4(), chrono::Utc::now().fixed_offset());
+        docs.push((format!("form-{f}.example.json composed"), composer.compose_any(&input, &cx).unwrap()));
+    }
+    for (name, b) in docs {
+        let mut copy = b.as_object().unwrap().clone();
+        for k in ["id", "meta", "signature"] {
+            copy.remove(k);
+        }
+        let want = serde_json_canonicalizer::to_vec(&Value::Object(copy)).unwrap();
+        assert_eq!(canonical_payload(&b).unwrap(), want, "{name}");
+    }
+}

@@ -61,13 +61,130 @@ impl Canonicalization {
 /// RFC 8785 serialization of any JSON value. Refuses integers beyond ±(2^53 − 1): JCS
 /// implementations disagree on them (ECMAScript rounds them), so they have no portable form.
 pub fn jcs(value: &Value) -> Result<Vec<u8>, SignError> {
-    if let Some(path) = find_unsafe_integer(value, "$") {
-        return Err(SignError::Document(format!(
-            "{path} holds an integer beyond ±(2^53−1); it has no portable RFC 8785 form (use a string for integer64)"
-        )));
+    let mut out = Vec::with_capacity(4096);
+    match write_value(&mut out, value) {
+        Ok(()) => Ok(out),
+        Err(Unsafe) => Err(unsafe_integer(find_unsafe_integer(value, "$").unwrap_or_else(|| "$".into()))),
     }
-    serde_json_canonicalizer::to_vec(value)
-        .map_err(|e| SignError::Document(format!("RFC 8785 serialization failed: {e}")))
+}
+
+fn unsafe_integer(path: String) -> SignError {
+    SignError::Document(format!(
+        "{path} holds an integer beyond ±(2^53−1); it has no portable RFC 8785 form (use a string for integer64)"
+    ))
+}
+
+/// An integer beyond ±(2^53 − 1) was met; the caller finds its path (rare, so only then).
+struct Unsafe;
+
+/// The RFC 8785 writer: one output buffer, each object's members sorted by their UTF-16 code
+/// units (§3.2.3), strings escaped as §3.2.2.2 says, numbers in the ECMAScript form (§3.2.2.3).
+///
+/// It replaced `serde_json_canonicalizer`, which buffers every object level and sorts keys
+/// converted to UTF-16 in a `BTreeMap` (issue 7: ~10× slower on the 165 kB Form 003 Bundle); the
+/// two are cross-checked on random documents in the tests (`tests/sign_jcs.rs`).
+fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), Unsafe> {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(out, n)?,
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => write_array(out, items.iter())?,
+        Value::Object(map) => write_object(out, map.iter().map(|(k, v)| (k.as_str(), v)))?,
+    }
+    Ok(())
+}
+
+fn write_array<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a Value>) -> Result<(), Unsafe> {
+    out.push(b'[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_value(out, item)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+fn write_object<'a>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'a str, &'a Value)>) -> Result<(), Unsafe> {
+    let mut sorted: Vec<(&str, &Value)> = members.collect();
+    sorted.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
+    out.push(b'{');
+    for (i, (k, v)) in sorted.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(out, k);
+        out.push(b':');
+        write_value(out, v)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Orders two strings by their UTF-16 code units (RFC 8785 §3.2.3). UTF-8 byte order is code
+/// point order, which differs from UTF-16 order only between a supplementary character (lead
+/// byte F0–F4) and one of U+E000–U+FFFF (lead byte EE/EF): bytes decide unless the first
+/// difference involves such a lead byte.
+fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).position(|(p, q)| p != q) {
+        None => x.len().cmp(&y.len()),
+        Some(i) if x[i] < 0xee && y[i] < 0xee => x[i].cmp(&y[i]),
+        Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
+    }
+}
+
+/// §3.2.2.2: `"` and `\` escaped, U+0008/9/A/C/D as `\b \t \n \f \r`, other controls as
+/// lower-case `\u00hh`, everything else (including U+007F and U+2028) as its UTF-8 bytes.
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x0a => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x0d => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]),
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// §3.2.2.3: the ECMAScript `Number.prototype.toString` form. Integers within ±(2^53 − 1) are
+/// exact doubles whose ECMAScript form is their decimal digits; others are refused.
+fn write_number(out: &mut Vec<u8>, n: &Number) -> Result<(), Unsafe> {
+    if let Some(u) = n.as_u64() {
+        if u > MAX_SAFE_INTEGER {
+            return Err(Unsafe);
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
+    } else if let Some(i) = n.as_i64() {
+        if i.unsigned_abs() > MAX_SAFE_INTEGER {
+            return Err(Unsafe);
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+    } else {
+        // serde_json holds no NaN or infinity; `-0` comes out as `0`, as in ECMAScript
+        let f = n.as_f64().unwrap_or(0.0);
+        out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
+    }
+    Ok(())
 }
 
 /// The payload the service signs: JCS of the Bundle under `…/json#document` (root `id`, root
@@ -97,9 +214,11 @@ pub fn payload_for(bundle: &Value, canon: Canonicalization) -> Result<Vec<u8>, S
                     _ => None,
                 },
             };
-            view.check_integers()?;
-            serde_json_canonicalizer::to_vec(&view)
-                .map_err(|e| SignError::Document(format!("RFC 8785 serialization failed: {e}")))
+            let mut out = Vec::with_capacity(256 * 1024);
+            match view.write(&mut out) {
+                Ok(()) => Ok(out),
+                Err(Unsafe) => Err(view.unsafe_integer_error()),
+            }
         }
         Canonicalization::Data | Canonicalization::Static => {
             let mut b = obj.clone();
@@ -131,45 +250,42 @@ impl DocumentView<'_> {
         self.obj.iter().filter(|(k, _)| !self.skip.contains(&k.as_str()))
     }
 
-    /// [`jcs`]'s refusal of integers beyond ±(2^53 − 1), with the same paths.
-    fn check_integers(&self) -> Result<(), SignError> {
-        let bad = |path: String| {
-            SignError::Document(format!(
-                "{path} holds an integer beyond ±(2^53−1); it has no portable RFC 8785 form (use a string for integer64)"
-            ))
-        };
-        for (k, v) in self.members() {
-            match (k.as_str(), &self.entries) {
-                ("entry", Some(entries)) => {
-                    for (i, e) in entries.iter().enumerate() {
-                        if let Some(p) = find_unsafe_integer(e, &format!("$.entry[{i}]")) {
-                            return Err(bad(p));
-                        }
-                    }
-                }
-                _ => {
-                    if let Some(p) = find_unsafe_integer(v, &format!("$.{k}")) {
-                        return Err(bad(p));
-                    }
-                }
+    fn write(&self, out: &mut Vec<u8>) -> Result<(), Unsafe> {
+        let members = self
+            .members()
+            .filter(|(k, _)| !(k.as_str() == "entry" && self.entries.as_ref().is_some_and(Vec::is_empty)));
+        let mut sorted: Vec<(&str, &Value)> = members.map(|(k, v)| (k.as_str(), v)).collect();
+        sorted.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
+        out.push(b'{');
+        for (i, (k, v)) in sorted.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_string(out, k);
+            out.push(b':');
+            match (k, &self.entries) {
+                ("entry", Some(entries)) => write_array(out, entries.iter().copied())?,
+                _ => write_value(out, v)?,
             }
         }
+        out.push(b'}');
         Ok(())
     }
-}
 
-impl serde::Serialize for DocumentView<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = serializer.serialize_map(None)?;
+    /// [`jcs`]'s refusal of integers beyond ±(2^53 − 1), with the same paths.
+    fn unsafe_integer_error(&self) -> SignError {
         for (k, v) in self.members() {
-            match (k.as_str(), &self.entries) {
-                ("entry", Some(entries)) if entries.is_empty() => {}
-                ("entry", Some(entries)) => m.serialize_entry(k, entries)?,
-                _ => m.serialize_entry(k, v)?,
+            let found = match (k.as_str(), &self.entries) {
+                ("entry", Some(entries)) => {
+                    entries.iter().enumerate().find_map(|(i, e)| find_unsafe_integer(e, &format!("$.entry[{i}]")))
+                }
+                _ => find_unsafe_integer(v, &format!("$.{k}")),
+            };
+            if let Some(p) = found {
+                return unsafe_integer(p);
             }
         }
-        m.end()
+        unsafe_integer("$".into())
     }
 }
 

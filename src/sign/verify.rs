@@ -326,7 +326,7 @@ pub fn verify_bundle(bundle: &Value, anchors: &[X509], at: VerifyAt) -> Verifica
         problems.push(format!("integer at {p} exceeds ±(2^53−1): JCS implementations disagree on it"));
     }
     let bundle_id = bundle.get("id").and_then(Value::as_str);
-    let ctx = Ctx { bundle, anchors, at };
+    let ctx = Ctx { bundle, anchors, at, payloads: Default::default() };
     let entries: &[Value] = bundle.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
     for (i, e) in entries.iter().enumerate() {
         let res = e.get("resource");
@@ -413,6 +413,20 @@ struct Ctx<'a> {
     bundle: &'a Value,
     anchors: &'a [X509],
     at: VerifyAt,
+    /// payloads already built, per canonicalization: signatures over the same canonical form
+    /// share one (a document signed by several practitioners is canonicalized once)
+    payloads: std::cell::RefCell<Vec<(Canonicalization, Result<std::rc::Rc<Vec<u8>>, String>)>>,
+}
+
+impl Ctx<'_> {
+    fn payload(&self, canon: Canonicalization) -> Result<std::rc::Rc<Vec<u8>>, String> {
+        if let Some((_, p)) = self.payloads.borrow().iter().find(|(c, _)| *c == canon) {
+            return p.clone();
+        }
+        let p = payload_for(self.bundle, canon).map(std::rc::Rc::new).map_err(|e| e.to_string());
+        self.payloads.borrow_mut().push((canon, p.clone()));
+        p
+    }
 }
 
 struct Where<'a> {
@@ -843,16 +857,16 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
         }
         (Some(_), None) => checks.signature = Some(Check::fail("not attempted (see the failed checks)")),
         (Some(_), Some(_)) if !alg_ok => checks.signature = Some(Check::fail("not attempted (see the failed checks)")),
-        (Some(k), Some(cz)) => match payload_for(bundle, cz) {
+        (Some(k), Some(cz)) => match ctx.payload(cz) {
             Err(e) => {
-                checks.payload = Some(Check::fail(e.to_string()));
+                checks.payload = Some(Check::fail(e));
                 checks.signature = Some(Check::fail("not attempted: the payload cannot be rebuilt"));
             }
             Ok(payload) => {
                 rep.payload_bytes = Some(payload.len());
                 rep.payload_sha256 = Some(sha256_hex(&payload));
                 if attached {
-                    let same = parts[1] == URL_SAFE_NO_PAD.encode(&payload);
+                    let same = parts[1] == URL_SAFE_NO_PAD.encode(&*payload);
                     if let Some(d) = checks.detached.as_mut() {
                         let r = d.reason.take().unwrap_or_default();
                         d.reason = Some(format!(
@@ -1101,6 +1115,13 @@ fn describe_key(key: &PKey<Public>) -> String {
 }
 
 fn crypto_verify(key: &PKey<Public>, alg: &str, h64: &str, s64: &str, payload: &[u8]) -> Result<(), String> {
+    if alg == "ES256" {
+        // the service's algorithm: hash the signing input as a stream and check R‖S directly
+        // (no 220 kB signing-input string for the Form 003 Bundle; issue 7)
+        let raw = URL_SAFE_NO_PAD.decode(s64).map_err(|e| format!("signature segment is not base64url: {e}"))?;
+        let ec = key.ec_key().map_err(|e| e.to_string())?;
+        return super::jws::verify_es256_digest(&super::jws::signing_input_sha256(h64, payload), &raw, &ec);
+    }
     let spki = key.public_key_to_der().map_err(|e| e.to_string())?;
     let verifier: Box<dyn JwsVerifier> = match alg {
         "ES256" => Box::new(ES256.verifier_from_der(&spki).map_err(|e| e.to_string())?),
