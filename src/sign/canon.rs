@@ -61,9 +61,9 @@ impl Canonicalization {
 /// RFC 8785 serialization of any JSON value. Refuses integers beyond ±(2^53 − 1): JCS
 /// implementations disagree on them (ECMAScript rounds them), so they have no portable form.
 pub fn jcs(value: &Value) -> Result<Vec<u8>, SignError> {
-    let mut out = Vec::with_capacity(4096);
-    match write_value(&mut out, value) {
-        Ok(()) => Ok(out),
+    let mut w = Jcs::with_capacity(4096);
+    match w.value(value) {
+        Ok(()) => Ok(w.out),
         Err(Unsafe) => Err(unsafe_integer(find_unsafe_integer(value, "$").unwrap_or_else(|| "$".into()))),
     }
 }
@@ -81,47 +81,79 @@ struct Unsafe;
 /// units (§3.2.3), strings escaped as §3.2.2.2 says, numbers in the ECMAScript form (§3.2.2.3).
 ///
 /// It replaced `serde_json_canonicalizer`, which buffers every object level and sorts keys
-/// converted to UTF-16 in a `BTreeMap` (issue 7: ~10× slower on the 165 kB Form 003 Bundle); the
-/// two are cross-checked on random documents in the tests (`tests/sign_jcs.rs`).
-fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), Unsafe> {
-    match v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => write_number(out, n)?,
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => write_array(out, items.iter())?,
-        Value::Object(map) => write_object(out, map.iter().map(|(k, v)| (k.as_str(), v)))?,
-    }
-    Ok(())
+/// converted to UTF-16 in a `BTreeMap` (issue 7: ~6× slower on the 165 kB Form 003 Bundle); the
+/// two are cross-checked on random values and on documents in `tests/sign_jcs.rs`.
+struct Jcs<'a> {
+    out: Vec<u8>,
+    /// member lists for sorting, reused from object to object (one per nesting level in use)
+    pool: Vec<Vec<(&'a str, &'a Value)>>,
 }
 
-fn write_array<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a Value>) -> Result<(), Unsafe> {
-    out.push(b'[');
-    for (i, item) in items.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_value(out, item)?;
+impl<'a> Jcs<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Jcs { out: Vec::with_capacity(n), pool: Vec::new() }
     }
-    out.push(b']');
-    Ok(())
-}
 
-fn write_object<'a>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'a str, &'a Value)>) -> Result<(), Unsafe> {
-    let mut sorted: Vec<(&str, &Value)> = members.collect();
-    sorted.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
-    out.push(b'{');
-    for (i, (k, v)) in sorted.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+    fn value(&mut self, v: &'a Value) -> Result<(), Unsafe> {
+        match v {
+            Value::Null => self.out.extend_from_slice(b"null"),
+            Value::Bool(true) => self.out.extend_from_slice(b"true"),
+            Value::Bool(false) => self.out.extend_from_slice(b"false"),
+            Value::Number(n) => write_number(&mut self.out, n)?,
+            Value::String(s) => write_string(&mut self.out, s),
+            Value::Array(items) => self.array(items.iter())?,
+            Value::Object(map) => self.object(map.iter().map(|(k, v)| (k.as_str(), v)))?,
         }
-        write_string(out, k);
-        out.push(b':');
-        write_value(out, v)?;
+        Ok(())
     }
-    out.push(b'}');
-    Ok(())
+
+    fn array(&mut self, items: impl Iterator<Item = &'a Value>) -> Result<(), Unsafe> {
+        self.out.push(b'[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.value(item)?;
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+
+    /// Members in RFC 8785 order; a member whose value is `None` is written as the `entry` view
+    /// of [`DocumentView`] (the only caller that passes one).
+    fn object(&mut self, members: impl Iterator<Item = (&'a str, &'a Value)>) -> Result<(), Unsafe> {
+        self.object_with(members, None)
+    }
+
+    fn object_with(
+        &mut self,
+        members: impl Iterator<Item = (&'a str, &'a Value)>,
+        entries: Option<&[&'a Value]>,
+    ) -> Result<(), Unsafe> {
+        let mut sorted = self.pool.pop().unwrap_or_default();
+        sorted.extend(members);
+        sorted.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
+        self.out.push(b'{');
+        let mut result = Ok(());
+        for (i, &(k, v)) in sorted.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            write_string(&mut self.out, k);
+            self.out.push(b':');
+            result = match (k, entries) {
+                ("entry", Some(entries)) => self.array(entries.iter().copied()),
+                _ => self.value(v),
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        self.out.push(b'}');
+        sorted.clear();
+        self.pool.push(sorted);
+        result
+    }
 }
 
 /// Orders two strings by their UTF-16 code units (RFC 8785 §3.2.3). UTF-8 byte order is code
@@ -145,12 +177,20 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // eight bytes at a time while none of them needs escaping (narratives are long strings)
+        if i + 8 <= bytes.len() && !needs_escape(u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"))) {
+            i += 8;
+            continue;
+        }
+        let b = bytes[i];
+        i += 1;
         if b >= 0x20 && b != b'"' && b != b'\\' {
             continue;
         }
-        out.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
+        out.extend_from_slice(&bytes[start..i - 1]);
+        start = i;
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -164,6 +204,16 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the eight bytes is below 0x20, `"` or `\\` (may say yes for a byte ≥ 0x80
+/// next to one that qualifies; the byte loop then decides).
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * n as u64) & !x & HIGH;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    (below(w, 0x20) | zero(w ^ (ONES * b'"' as u64)) | zero(w ^ (ONES * b'\\' as u64))) != 0
 }
 
 /// §3.2.2.3: the ECMAScript `Number.prototype.toString` form. Integers within ±(2^53 − 1) are
@@ -214,9 +264,9 @@ pub fn payload_for(bundle: &Value, canon: Canonicalization) -> Result<Vec<u8>, S
                     _ => None,
                 },
             };
-            let mut out = Vec::with_capacity(256 * 1024);
-            match view.write(&mut out) {
-                Ok(()) => Ok(out),
+            let mut w = Jcs::with_capacity(256 * 1024);
+            match view.write(&mut w) {
+                Ok(()) => Ok(w.out),
                 Err(Unsafe) => Err(view.unsafe_integer_error()),
             }
         }
@@ -250,26 +300,10 @@ impl DocumentView<'_> {
         self.obj.iter().filter(|(k, _)| !self.skip.contains(&k.as_str()))
     }
 
-    fn write(&self, out: &mut Vec<u8>) -> Result<(), Unsafe> {
-        let members = self
-            .members()
-            .filter(|(k, _)| !(k.as_str() == "entry" && self.entries.as_ref().is_some_and(Vec::is_empty)));
-        let mut sorted: Vec<(&str, &Value)> = members.map(|(k, v)| (k.as_str(), v)).collect();
-        sorted.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
-        out.push(b'{');
-        for (i, (k, v)) in sorted.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_string(out, k);
-            out.push(b':');
-            match (k, &self.entries) {
-                ("entry", Some(entries)) => write_array(out, entries.iter().copied())?,
-                _ => write_value(out, v)?,
-            }
-        }
-        out.push(b'}');
-        Ok(())
+    fn write<'s>(&'s self, w: &mut Jcs<'s>) -> Result<(), Unsafe> {
+        let empty = self.entries.as_ref().is_some_and(Vec::is_empty);
+        let members = self.members().filter(|(k, _)| !(empty && k.as_str() == "entry")).map(|(k, v)| (k.as_str(), v));
+        w.object_with(members, self.entries.as_deref())
     }
 
     /// [`jcs`]'s refusal of integers beyond ±(2^53 − 1), with the same paths.
@@ -387,16 +421,47 @@ pub fn parse_strict(bytes: &[u8]) -> Result<(Value, Vec<String>), String> {
         text = &text[3..];
     }
     let mut de = serde_json::Deserializer::from_slice(text);
-    let value = Strict { path: "$".into(), problems: &mut problems }
-        .deserialize(&mut de)
-        .map_err(|e| format!("invalid JSON: {e}"))?;
+    let mut state = StrictState { path: Vec::new(), problems };
+    let value = Strict { st: &mut state }.deserialize(&mut de).map_err(|e| format!("invalid JSON: {e}"))?;
     de.end().map_err(|e| format!("invalid JSON: {e}"))?;
-    Ok((value, problems))
+    Ok((value, state.problems))
+}
+
+/// Where the strict parser is (`$`, `.key`, `[k]`), kept as segments: the text is only built for
+/// a problem (building it for every node was most of the parsing time, issue 7).
+struct StrictState {
+    path: Vec<Seg>,
+    problems: Vec<String>,
+}
+
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl StrictState {
+    fn path_text(&self) -> String {
+        let mut s = String::from("$");
+        for seg in &self.path {
+            match seg {
+                Seg::Key(k) => {
+                    s.push('.');
+                    s.push_str(k);
+                }
+                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            }
+        }
+        s
+    }
+
+    fn integer_problem(&mut self, v: impl fmt::Display) {
+        let p = format!("integer {v} at {} exceeds ±(2^53−1): JCS implementations disagree on it", self.path_text());
+        self.problems.push(p);
+    }
 }
 
 struct Strict<'p> {
-    path: String,
-    problems: &'p mut Vec<String>,
+    st: &'p mut StrictState,
 }
 
 impl<'de> DeserializeSeed<'de> for Strict<'_> {
@@ -417,15 +482,13 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
     fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
         if v.unsigned_abs() > MAX_SAFE_INTEGER {
-            self.problems
-                .push(format!("integer {v} at {} exceeds ±(2^53−1): JCS implementations disagree on it", self.path));
+            self.st.integer_problem(v);
         }
         Ok(Value::Number(v.into()))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
         if v > MAX_SAFE_INTEGER {
-            self.problems
-                .push(format!("integer {v} at {} exceeds ±(2^53−1): JCS implementations disagree on it", self.path));
+            self.st.integer_problem(v);
         }
         Ok(Value::Number(v.into()))
     }
@@ -445,27 +508,31 @@ impl<'de> Visitor<'de> for Strict<'_> {
         Ok(Value::Null)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let problems = self.problems;
+        let st = self.st;
         let mut out = Vec::new();
-        let mut k = 0usize;
-        while let Some(v) =
-            seq.next_element_seed(Strict { path: format!("{}[{k}]", self.path), problems: &mut *problems })?
-        {
-            out.push(v);
-            k += 1;
+        loop {
+            st.path.push(Seg::Index(out.len()));
+            let next = seq.next_element_seed(Strict { st: &mut *st });
+            st.path.pop();
+            match next? {
+                Some(v) => out.push(v),
+                None => break,
+            }
         }
         Ok(Value::Array(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let problems = self.problems;
+        let st = self.st;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = format!("{}.{key}", self.path);
             if out.contains_key(&key) {
-                problems.push(format!("duplicate key {key:?} in {}", self.path));
+                let p = format!("duplicate key {key:?} in {}", st.path_text());
+                st.problems.push(p);
             }
-            let v = map.next_value_seed(Strict { path, problems: &mut *problems })?;
-            out.insert(key, v);
+            st.path.push(Seg::Key(key));
+            let v = map.next_value_seed(Strict { st: &mut *st });
+            let Some(Seg::Key(key)) = st.path.pop() else { unreachable!("the key pushed above") };
+            out.insert(key, v?);
         }
         Ok(Value::Object(out))
     }

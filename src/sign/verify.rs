@@ -415,11 +415,13 @@ struct Ctx<'a> {
     at: VerifyAt,
     /// payloads already built, per canonicalization: signatures over the same canonical form
     /// share one (a document signed by several practitioners is canonicalized once)
-    payloads: std::cell::RefCell<Vec<(Canonicalization, Result<std::rc::Rc<Vec<u8>>, String>)>>,
+    payloads: std::cell::RefCell<Vec<(Canonicalization, Payload)>>,
 }
 
+type Payload = Result<std::rc::Rc<Vec<u8>>, String>;
+
 impl Ctx<'_> {
-    fn payload(&self, canon: Canonicalization) -> Result<std::rc::Rc<Vec<u8>>, String> {
+    fn payload(&self, canon: Canonicalization) -> Payload {
         if let Some((_, p)) = self.payloads.borrow().iter().find(|(c, _)| *c == canon) {
             return p.clone();
         }
@@ -816,7 +818,16 @@ fn check_signature(ctx: &Ctx, sig_el: &Value, w: &Where, rep: &mut SignatureRepo
                 let der = STANDARD
                     .decode(s)
                     .map_err(|_| format!("x5c[{k}] is not standard base64 DER (RFC 7515 section 4.1.6)"))?;
-                X509::from_der(&der).map_err(|e| format!("x5c[{k}] is not a DER certificate ({e})"))
+                if k > 0 {
+                    if let Some(c) = cached_ca_certificate(&der) {
+                        return Ok(c);
+                    }
+                }
+                let c = X509::from_der(&der).map_err(|e| format!("x5c[{k}] is not a DER certificate ({e})"))?;
+                if k > 0 {
+                    remember_ca_certificate(der, &c);
+                }
+                Ok(c)
             })
             .collect();
         match parsed {
@@ -1111,6 +1122,27 @@ fn describe_key(key: &PKey<Public>) -> String {
         ),
         Id::RSA => format!("RSA {} bits", key.bits()),
         other => format!("{other:?}"),
+    }
+}
+
+/// Parsed CA certificates of `x5c[1..]` by their DER: every signature of the service carries the
+/// same issuing CA, and OpenSSL 3 takes ~100 µs to parse a certificate (issue 7). Only the
+/// parsing is saved; every check still runs on every signature. Bounded; the oldest goes first.
+static CA_CERTIFICATES: std::sync::Mutex<Vec<(Vec<u8>, X509)>> = std::sync::Mutex::new(Vec::new());
+const CA_CERTIFICATES_KEPT: usize = 16;
+
+fn cached_ca_certificate(der: &[u8]) -> Option<X509> {
+    let kept = CA_CERTIFICATES.lock().unwrap_or_else(|e| e.into_inner());
+    kept.iter().find(|(d, _)| d == der).map(|(_, c)| c.clone())
+}
+
+fn remember_ca_certificate(der: Vec<u8>, cert: &X509) {
+    let mut kept = CA_CERTIFICATES.lock().unwrap_or_else(|e| e.into_inner());
+    if !kept.iter().any(|(d, _)| *d == der) {
+        if kept.len() >= CA_CERTIFICATES_KEPT {
+            kept.remove(0);
+        }
+        kept.push((der, cert.clone()));
     }
 }
 
