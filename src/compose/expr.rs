@@ -75,24 +75,65 @@ impl<'s> Scope<'s> {
     }
 }
 
-/// One level of a (possibly nested) `for`: the element, its index and the name bound with `as`.
-pub type Link = (Value, usize, Option<String>);
+/// One level of a (possibly nested) `for`: what it iterates over and the name bound with `as`.
+pub type Level = (Expr, Option<String>);
 
-/// Run `f` in the scope of a chain of `for` levels (outermost first).
-pub fn with_chain<R>(sc: &Scope<'_>, chain: &[Link], f: &mut dyn FnMut(&Scope<'_>) -> R) -> R {
-    match chain.split_first() {
-        None => f(sc),
-        Some(((el, i, name), rest)) => {
-            let child = Scope {
-                root: sc.root,
-                at: Some(el),
-                index: Some(*i),
-                name: name.as_deref(),
-                parent: Some(sc),
-                env: sc.env,
-            };
-            with_chain(&child, rest, f)
+/// The element a `for` level binds at index `i` of the value it iterates over (a present
+/// non-array value is the one element, index 0).
+pub fn element_at(v: &Value, i: usize) -> Option<&Value> {
+    match v {
+        Value::Array(a) => a.get(i),
+        x => (i == 0).then_some(x),
+    }
+}
+
+/// Run `f` in the scope of the elements `idx` (outermost first) of nested `for` levels.
+///
+/// The elements are found again by evaluating each level's expression in the scope `from` (the
+/// scope the levels were enumerated in) extended by the outer levels, which gives the same values
+/// as when they were enumerated: evaluation is deterministic. `f` runs in `base` extended by the
+/// levels' bindings. `None` when an element is no longer there (cannot happen for indices the
+/// enumeration produced).
+pub fn with_levels<R>(
+    from: &Scope<'_>,
+    base: &Scope<'_>,
+    levels: &[Level],
+    idx: &[usize],
+    f: &mut dyn FnMut(&Scope<'_>) -> R,
+) -> Option<R> {
+    match (levels.split_first(), idx.split_first()) {
+        (Some(((over, name), rest)), Some((i, irest))) => {
+            let v = eval(over, from)?;
+            let el = element_at(&v, *i)?;
+            let name = name.as_deref();
+            let from_child =
+                Scope { root: from.root, at: Some(el), index: Some(*i), name, parent: Some(from), env: from.env };
+            let base_child =
+                Scope { root: base.root, at: Some(el), index: Some(*i), name, parent: Some(base), env: base.env };
+            with_levels(&from_child, &base_child, rest, irest, f)
         }
+        _ => Some(f(base)),
+    }
+}
+
+/// Call `f` for every combination of elements of nested `for` levels (one call with no index when
+/// there are no levels), in the scope of those elements, with their indices (outermost first).
+pub fn for_each_chain(levels: &[Level], sc: &Scope<'_>, idx: &mut Vec<usize>, f: &mut dyn FnMut(&Scope<'_>, &[usize])) {
+    let Some(((over, name), rest)) = levels.split_first() else {
+        f(sc, idx);
+        return;
+    };
+    let Some(v) = eval(over, sc) else { return };
+    let items: &[Value] = match v.as_ref() {
+        Value::Array(a) => a,
+        x => std::slice::from_ref(x),
+    };
+    for (i, el) in items.iter().enumerate() {
+        let child =
+            Scope { root: sc.root, at: Some(el), index: Some(i), name: name.as_deref(), parent: Some(sc), env: sc.env };
+        idx.push(i);
+        for_each_chain(rest, &child, idx, f);
+        idx.pop();
     }
 }
 
@@ -395,13 +436,39 @@ pub fn as_text(v: &Value) -> String {
     }
 }
 
-pub fn eval<'s>(e: &Expr, sc: &Scope<'s>) -> Val<'s> {
+/// Append [`as_text`] of `v` to `out`.
+pub fn push_text(out: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => out.push_str(s),
+        other => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// `as_text(a) == as_text(b)` without building the texts when both are strings.
+pub fn text_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::String(x), y) | (y, Value::String(x)) => {
+            let y = y.to_string();
+            *x == y
+        }
+        (x, y) => {
+            let (x, y) = (x.to_string(), y.to_string());
+            x == y
+        }
+    }
+}
+
+pub fn eval<'s>(e: &'s Expr, sc: &Scope<'s>) -> Val<'s> {
     match e {
         Expr::Root => Some(Cow::Borrowed(sc.root)),
         Expr::At => sc.at.map(Cow::Borrowed),
         Expr::Index => sc.index.map(|i| Cow::Owned(Value::from(i))),
         Expr::Var(n) => sc.var(n).map(Cow::Borrowed),
-        Expr::Lit(v) => present(Some(Cow::Owned(v.clone()))),
+        Expr::Lit(v) => present(Some(Cow::Borrowed(v))),
         Expr::Field(b, name) => match eval(b, sc)? {
             Cow::Borrowed(v) => present(v.get(name).map(Cow::Borrowed)),
             Cow::Owned(v) => present(v.get(name).cloned().map(Cow::Owned)),
@@ -486,7 +553,7 @@ pub fn person_name(v: &Value) -> Option<String> {
     }
 }
 
-fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
+fn call<'s>(f: &str, args: &'s [Expr], sc: &Scope<'s>) -> Val<'s> {
     let arg = |i: usize| eval(&args[i], sc);
     match f {
         "coalesce" => args.iter().map(|a| eval(a, sc)).find(|v| v.is_some()).flatten(),
@@ -514,11 +581,16 @@ fn call<'s>(f: &str, args: &[Expr], sc: &Scope<'s>) -> Val<'s> {
             present(t.get(as_text(&code)).cloned().map(Cow::Owned))
         }
         "concat" => {
-            let parts: Vec<String> = args.iter().filter_map(|a| eval(a, sc)).map(|v| as_text(&v)).collect();
-            if parts.is_empty() {
-                None
+            let mut out = String::new();
+            let mut any = false;
+            for v in args.iter().filter_map(|a| eval(a, sc)) {
+                any = true;
+                push_text(&mut out, &v);
+            }
+            if any {
+                owned(Value::String(out))
             } else {
-                owned(Value::String(parts.concat()))
+                None
             }
         }
         "join" => {

@@ -94,7 +94,7 @@ pub enum Kind {
 
 #[derive(Debug, Default)]
 pub struct LabelMap {
-    pub fields: HashMap<String, Field>,
+    pub fields: super::FxHashMap<String, Field>,
 }
 
 static UZ_RU: Lazy<Regex> = Lazy::new(|| Regex::new(r"UZ: «([^»]*)»(?:; RU: «([^»]*)»)?").unwrap());
@@ -114,7 +114,14 @@ impl LabelMap {
 
     /// The meaning of an enum code in the given language.
     pub fn value_text(&self, path: &str, code: &str, lang: Lang) -> Option<String> {
-        let raw = self.fields.get(path)?.values.get(code)?;
+        self.fields.get(path)?.value_text(code, lang)
+    }
+}
+
+impl Field {
+    /// The meaning of one of this field's enum codes in the given language.
+    pub fn value_text(&self, code: &str, lang: Lang) -> Option<String> {
+        let raw = self.values.get(code)?;
         // a meaning may end with its code system in parentheses: keep the words only
         let raw = match raw.find(" (http") {
             Some(i) => &raw[..i],
@@ -257,21 +264,74 @@ fn walk_children(root: &Value, target: &Value, path: &str, m: &mut LabelMap, ord
 
 /// `a.b[3].c` → `a.b[].c`
 pub fn generic_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    let mut in_idx = false;
-    for ch in p.chars() {
-        match ch {
-            '[' => {
-                in_idx = true;
-                out.push('[');
+    let mut g = GenericPath::default();
+    g.push_raw(p);
+    g.path
+}
+
+/// A generic path built step by step: always equal to [`generic_path`] of the concrete path the
+/// same steps spell (`key`, `.key`, `[i]`), without building the concrete path.
+#[derive(Debug, Default, Clone)]
+pub struct GenericPath {
+    path: String,
+    /// inside `[…]` at the end of the concrete path (a key may contain brackets)
+    in_idx: bool,
+}
+
+/// Where a [`GenericPath`] was, to go back to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark(usize, bool);
+
+impl GenericPath {
+    /// The generic path of a concrete path.
+    pub fn of(concrete: &str) -> GenericPath {
+        let mut g = GenericPath::default();
+        g.push_raw(concrete);
+        g
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    pub fn is_empty_concrete(&self) -> bool {
+        self.path.is_empty() && !self.in_idx
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark(self.path.len(), self.in_idx)
+    }
+
+    pub fn reset(&mut self, m: Mark) {
+        self.path.truncate(m.0);
+        self.in_idx = m.1;
+    }
+
+    /// Append concrete path text.
+    pub fn push_raw(&mut self, p: &str) {
+        if !self.in_idx && !p.contains(['[', ']']) {
+            self.path.push_str(p);
+            return;
+        }
+        for ch in p.chars() {
+            match ch {
+                '[' => {
+                    self.in_idx = true;
+                    self.path.push('[');
+                }
+                ']' => {
+                    self.in_idx = false;
+                    self.path.push(']');
+                }
+                _ if self.in_idx => {}
+                c => self.path.push(c),
             }
-            ']' => {
-                in_idx = false;
-                out.push(']');
-            }
-            _ if in_idx => {}
-            c => out.push(c),
         }
     }
-    out
+
+    /// Append `[i]` (any index: its digits are dropped).
+    pub fn push_index(&mut self) {
+        self.path.push_str("[]");
+        self.in_idx = false;
+    }
 }

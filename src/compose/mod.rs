@@ -13,12 +13,17 @@ pub mod template;
 
 use crate::error::{AppError, Issue};
 use chrono::{DateTime, FixedOffset};
-use expr::{as_text, eval, truthy, with_chain, Env, Expr, Link, Scope};
+use expr::{as_text, eval, for_each_chain, truthy, with_levels, Env, Expr, Level, Scope};
 use labels::{LabelMap, Labels, Lang};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
-use template::{compile, render, Ctx, Instance, RefTable, Tpl};
+use std::fmt::Write as _;
+use template::{compile, render, Ctx, Instance, RefTable, RuleRefs, Tpl};
 use uuid::Uuid;
+
+/// Maps keyed by strings of the definition and the input, internal to composing (no untrusted
+/// flooding concern: the keys are a form's own paths and rule names).
+pub type FxHashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// The forms built into the binary: (form code, schema, definition). Adding a form = one line here
 /// plus its files in `forms/`.
@@ -50,7 +55,7 @@ impl ComposeContext {
 struct ResourceRule {
     key: String,
     /// nested `for` levels, outermost first (empty: one resource)
-    levels: Vec<(Expr, Option<String>)>,
+    levels: Vec<Level>,
     id: Option<Expr>,
     cond: Option<Expr>,
     profile: Option<String>,
@@ -188,9 +193,24 @@ fn expr_path(e: &Expr) -> Option<String> {
 
 impl FormDef {
     fn load(code: &str, schema: Value, def: &Value) -> Result<FormDef, String> {
+        // The form schema is a registered resource, compiled through a root `{"$ref": <its $id>}`.
+        // jsonschema 0.33 checks every root it builds against the 2020-12 meta-schema, and its
+        // process-wide meta-validator lazily compiles the meta-schema's `$dynamicRef`s anew for
+        // each nesting level it walks and never frees them: ~140 MB of heap for the two form
+        // schemas. Errors keep their kinds, instance paths and messages; only `schema_path` (not
+        // read here) gains a leading `/$ref`. Debug builds (the tests) still check the meta-schema.
+        if cfg!(debug_assertions) {
+            jsonschema::draft202012::meta::validate(&schema).map_err(|e| format!("schema: {e}"))?;
+        }
+        let id = match schema.get("$id").and_then(Value::as_str) {
+            Some(id) => id.to_string(),
+            None => format!("urn:hujjat:forms:{code}:schema"),
+        };
+        let resource = jsonschema::Draft::Draft202012.create_resource(schema.clone());
         let validator = jsonschema::draft202012::options()
             .should_validate_formats(true)
-            .build(&schema)
+            .with_resource(id.as_str(), resource)
+            .build(&json!({ "$ref": id }))
             .map_err(|e| format!("schema: {e}"))?;
         let labels = LabelMap::from_schema(&schema);
         let tables = def.get("tables").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -314,7 +334,9 @@ impl FormDef {
     /// Schema errors and semantic check failures, all of them.
     pub fn validate(&self, input: &Value) -> Vec<Issue> {
         let mut issues = Vec::new();
-        for e in self.validator.iter_errors(input) {
+        // `is_valid` is the same validation without building errors; only an invalid input needs them
+        let schema_errors = if self.validator.is_valid(input) { None } else { Some(self.validator.iter_errors(input)) };
+        for e in schema_errors.into_iter().flatten() {
             let mut path = pointer_to_expression(&e.instance_path);
             let (code, extra): (&'static str, Vec<String>) = match &e.kind {
                 jsonschema::error::ValidationErrorKind::Required { property } => ("required", vec![as_text(property)]),
@@ -342,7 +364,7 @@ impl FormDef {
             }
             path.clear();
         }
-        issues.extend(self.hygiene(input, "", 0));
+        self.hygiene(input, &mut String::new(), 0, &mut issues);
         issues.extend(self.semantic_checks(input));
         issues
     }
@@ -350,45 +372,49 @@ impl FormDef {
     /// What FHIR's primitive types forbid but the schema lets through: control characters in any
     /// text (not representable in XHTML narratives, outside FHIR `string`), leading or trailing white
     /// space in codes and identifiers (FHIR `code`), and the year 0000 (outside FHIR `date`).
-    fn hygiene(&self, v: &Value, path: &str, depth: usize) -> Vec<Issue> {
-        let mut out = Vec::new();
+    fn hygiene(&self, v: &Value, path: &mut String, depth: usize, out: &mut Vec<Issue>) {
         if depth > 32 {
-            return out;
+            return;
         }
+        let len = path.len();
         match v {
             Value::Object(o) => {
                 for (k, x) in o {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                    out.extend(self.hygiene(x, &p, depth + 1));
+                    if len > 0 {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    self.hygiene(x, path, depth + 1, out);
+                    path.truncate(len);
                 }
             }
             Value::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
-                    out.extend(self.hygiene(x, &format!("{path}[{i}]"), depth + 1));
+                    let _ = write!(path, "[{i}]");
+                    self.hygiene(x, path, depth + 1, out);
+                    path.truncate(len);
                 }
             }
             Value::String(s) => {
-                let field = self.labels.field(&labels::generic_path(path));
-                if s.chars()
-                    .any(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}')
-                {
+                // the field's schema only matters for the rare texts the checks below look at
+                let field = || self.labels.field(&labels::generic_path(path));
+                if has_forbidden_char(s) {
                     out.push(Issue::new("value", Some(path.to_string()), "control characters are not allowed in text"));
-                } else if field.is_some_and(|f| f.coded) && (s.trim() != s || s.contains("  ")) {
+                } else if (s.trim() != s || s.contains("  ")) && field().is_some_and(|f| f.coded) {
                     out.push(Issue::new(
                         "value",
                         Some(path.to_string()),
                         "a code or identifier must not have leading, trailing or double spaces",
                     ));
                 }
-                if field.is_some_and(|f| matches!(f.format.as_deref(), Some("date" | "date-time")))
-                    && s.starts_with("0000")
+                if s.starts_with("0000")
+                    && field().is_some_and(|f| matches!(f.format.as_deref(), Some("date" | "date-time")))
                 {
                     out.push(Issue::new("value", Some(path.to_string()), "the year 0000 does not exist"));
                 }
             }
             _ => {}
         }
-        out
     }
 
     fn semantic_checks(&self, input: &Value) -> Vec<Issue> {
@@ -396,25 +422,29 @@ impl FormDef {
         let env = Env { tables: &self.tables, uuid_seed: "", now: "" };
         let root = Scope { root: input, at: None, index: None, name: None, parent: None, env: &env };
         // references: every value at a location whose schema is the named $ref must be a known key
+        // the known keys of each reference rule, computed once
+        let mut known: Vec<Option<HashSet<String>>> = (0..self.references.len()).map(|_| None).collect();
         for (gpath, ri) in &self.ref_paths {
             let r = &self.references[*ri];
-            let known: HashSet<String> = eval(&r.within, &root)
-                .and_then(|v| v.as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|el| el.get(&r.key).map(as_text))
-                .collect();
-            for (path, v) in instances_at(input, gpath) {
+            let known = known[*ri].get_or_insert_with(|| match eval(&r.within, &root).as_deref() {
+                Some(Value::Array(a)) => a.iter().filter_map(|el| el.get(&r.key).map(as_text)).collect(),
+                _ => HashSet::new(),
+            });
+            each_instance_at(input, gpath, &mut |path, v| {
                 if let Some(s) = v.as_str() {
                     if !known.contains(s) {
-                        issues.push(Issue::new("business-rule", Some(path), r.message.replace("{{value}}", s)));
+                        issues.push(Issue::new(
+                            "business-rule",
+                            Some(path.to_string()),
+                            r.message.replace("{{value}}", s),
+                        ));
                     }
                 }
-            }
+            });
         }
         for u in &self.unique {
             let mut seen = HashSet::new();
-            if let Some(arr) = eval(&u.within, &root).and_then(|v| v.as_array().cloned()) {
+            if let Some(Value::Array(arr)) = eval(&u.within, &root).as_deref() {
                 let base = expr_path(&u.within).unwrap_or_default();
                 for (i, el) in arr.iter().enumerate() {
                     if let Some(k) = el.get(&u.key) {
@@ -430,7 +460,7 @@ impl FormDef {
             }
         }
         let refs = RefTable::default();
-        let cx = Ctx { refs: &refs };
+        let cx = Ctx { refs: &refs, root: &root };
         for c in &self.checks {
             let mut run = |sc: &Scope<'_>| {
                 if !truthy(&eval(&c.assert, sc)) {
@@ -506,28 +536,29 @@ impl FormDef {
 
         // Pass 1: which resources exist, and their fullUrls (references may point forward).
         let mut refs = RefTable::default();
+        refs.rules.reserve(self.resources.len());
+        let mut idx = Vec::new();
         for r in &self.resources {
-            let mut chains = Vec::new();
-            enumerate_levels(&r.levels, &root, &mut chains);
             let mut insts = Vec::new();
-            for chain in chains {
-                let (keep, key) = with_chain(&root, &chain, &mut |sc| {
-                    let keep = r.cond.as_ref().is_none_or(|c| truthy(&eval(c, sc)));
+            for_each_chain(&r.levels, &root, &mut idx, &mut |sc, chain| {
+                let keep = r.cond.as_ref().is_none_or(|c| truthy(&eval(c, sc)));
+                if keep {
                     let key = match (&r.id, sc.index) {
                         (Some(e), _) => eval(e, sc).map(|v| v.into_owned()),
                         (None, Some(i)) => Some(Value::from(i)),
                         (None, None) => None,
                     };
-                    (keep, key)
-                });
-                if keep {
                     let n = insts.len();
-                    insts.push(Instance { key, chain, full_url: format!("urn:uuid:{}", uuid_for(&r.key, n)) });
+                    insts.push(Instance {
+                        key,
+                        idx: chain.to_vec(),
+                        full_url: format!("urn:uuid:{}", uuid_for(&r.key, n)),
+                    });
                 }
-            }
-            refs.rules.insert(r.key.clone(), insts);
+            });
+            refs.rules.insert(r.key.as_str(), RuleRefs { levels: &r.levels, insts });
         }
-        let cx = Ctx { refs: &refs };
+        let cx = Ctx { refs: &refs, root: &root };
 
         // Pass 2: the resources.
         let mut entries: Vec<Value> = Vec::new();
@@ -544,25 +575,30 @@ impl FormDef {
             }
         }
         for r in &self.resources {
-            let insts = &refs.rules[&r.key];
-            for inst in insts {
-                let body = with_chain(&root, &inst.chain, &mut |sc| render(&r.body, sc, &cx))
+            let rr = &refs.rules[r.key.as_str()];
+            for inst in &rr.insts {
+                let body = with_levels(&root, &root, &r.levels, &inst.idx, &mut |sc| render(&r.body, sc, &cx))
+                    .flatten()
                     .ok_or_else(|| format!("resource `{}` rendered empty", r.key))?;
-                let Value::Object(body) = body else {
+                let Value::Object(mut body) = body else {
                     return Err(format!("resource `{}` is not an object", r.key));
                 };
                 let id = inst.full_url.trim_start_matches("urn:uuid:").to_string();
-                let mut res = Map::new();
-                res.insert(
-                    "resourceType".into(),
-                    body.get("resourceType")
-                        .cloned()
-                        .ok_or_else(|| format!("resource `{}` has no resourceType", r.key))?,
-                );
+                let mut res = Map::with_capacity(body.len() + 3);
+                // `resourceType` (and `meta` with a profile) are written first; their members in
+                // `body` are skipped below, so they can be taken out of it
+                let resource_type = body
+                    .get_mut("resourceType")
+                    .map(std::mem::take)
+                    .ok_or_else(|| format!("resource `{}` has no resourceType", r.key))?;
+                res.insert("resourceType".into(), resource_type);
                 res.insert("id".into(), Value::String(id));
                 if let Some(p) = &r.profile {
-                    let mut meta = body.get("meta").and_then(Value::as_object).cloned().unwrap_or_default();
-                    meta.insert("profile".into(), json!([p]));
+                    let mut meta = match body.get_mut("meta") {
+                        Some(Value::Object(m)) => std::mem::take(m),
+                        _ => Map::new(),
+                    };
+                    meta.insert("profile".into(), Value::Array(vec![Value::String(p.clone())]));
                     res.insert("meta".into(), Value::Object(meta));
                 }
                 for (k, v) in body {
@@ -571,22 +607,18 @@ impl FormDef {
                     }
                 }
                 if !res.contains_key("text") {
-                    let v = Value::Object(res.clone());
-                    if let Some(div) = narrative::resource_div(&v) {
-                        // keep the FHIR element order: text follows meta
-                        let mut ordered = Map::new();
-                        for (k, val) in std::mem::take(&mut res) {
-                            let after_meta =
-                                k == "meta" || (k == "id" && !v.as_object().is_some_and(|o| o.contains_key("meta")));
-                            ordered.insert(k, val);
-                            if after_meta {
-                                ordered.insert("text".into(), json!({"status": "generated", "div": div.clone()}));
-                            }
+                    if let Some(div) = narrative::resource_div_of(&res) {
+                        // keep the FHIR element order: text follows meta (or id when there is no meta)
+                        let after = if res.contains_key("meta") { "meta" } else { "id" };
+                        if let Some(at) = res.keys().position(|k| k == after) {
+                            res.shift_insert(at + 1, "text".into(), generated_text(div));
                         }
-                        res = ordered;
                     }
                 }
-                entries.push(json!({"fullUrl": inst.full_url, "resource": Value::Object(res)}));
+                let mut entry = Map::with_capacity(2);
+                entry.insert("fullUrl".into(), Value::String(inst.full_url.clone()));
+                entry.insert("resource".into(), Value::Object(res));
+                entries.push(Value::Object(entry));
             }
         }
 
@@ -602,7 +634,7 @@ impl FormDef {
         let mut comp = Map::new();
         comp.insert("resourceType".into(), json!("Composition"));
         comp.insert("id".into(), json!(comp_id.to_string()));
-        comp.insert("meta".into(), json!({"profile": [self.profile]}));
+        comp.insert("meta".into(), json!({"profile": [&self.profile]}));
         if input.get("language").is_some() {
             comp.insert("language".into(), json!(lang.code()));
         }
@@ -621,10 +653,7 @@ impl FormDef {
         .flatten()
         .collect::<Vec<_>>()
         .join(" · ");
-        comp.insert(
-            "text".into(),
-            json!({"status": "generated", "div": narrative::render(&heading, Some(&summary), None, &nenv)}),
-        );
+        comp.insert("text".into(), generated_text(narrative::render(&heading, Some(&summary), None, &nenv)));
         let mut identifiers = vec![json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{document_id}")})];
         let extra = render(&self.composition, &root, &cx);
         let mut extra = match extra {
@@ -643,7 +672,11 @@ impl FormDef {
         }
         comp.insert("title".into(), title);
         comp.insert("section".into(), Value::Array(sections));
-        let mut all = vec![json!({"fullUrl": comp_url, "resource": Value::Object(comp)})];
+        let mut all = Vec::with_capacity(entries.len() + 1);
+        let mut comp_entry = Map::with_capacity(2);
+        comp_entry.insert("fullUrl".into(), Value::String(comp_url));
+        comp_entry.insert("resource".into(), Value::Object(comp));
+        all.push(Value::Object(comp_entry));
         all.extend(entries);
 
         let mut bundle = Map::new();
@@ -718,15 +751,18 @@ fn render_section(
         let Some(v) = eval(over, sc) else {
             return Ok(());
         };
-        let items: Vec<&Value> = match v.as_ref() {
-            Value::Array(a) => a.iter().collect(),
-            x => vec![x],
+        let items: &[Value] = match v.as_ref() {
+            Value::Array(a) => a,
+            x => std::slice::from_ref(x),
         };
-        for (i, el) in items.into_iter().enumerate() {
+        let path = s.input_path.trim_end_matches("[]");
+        let mut concrete = String::with_capacity(path.len() + 8);
+        for (i, el) in items.iter().enumerate() {
             let child =
                 Scope { root: sc.root, at: Some(el), index: Some(i), name: None, parent: Some(sc), env: sc.env };
-            let path = s.input_path.trim_end_matches("[]").to_string();
-            one_section(s, &child, cx, nenv, out, Some(el), &format!("{path}[{i}]"))?;
+            concrete.clear();
+            let _ = write!(concrete, "{path}[{i}]");
+            one_section(s, &child, cx, nenv, out, Some(el), &concrete)?;
         }
         return Ok(());
     }
@@ -738,8 +774,7 @@ fn render_section(
     if !show {
         return Ok(());
     }
-    let input_owned = input.map(|c| c.into_owned());
-    one_section(s, sc, cx, nenv, out, input_owned.as_ref(), &s.input_path)
+    one_section(s, sc, cx, nenv, out, input.as_deref(), &s.input_path)
 }
 
 fn one_section(
@@ -758,24 +793,14 @@ fn one_section(
     // A section with its own text shows the text; otherwise the generated table of its input.
     // Sub-sections show their own parts, so the parent table leaves out what they show.
     let table_input = if text.is_some() { None } else { input };
-    let trimmed;
-    let table_input = match table_input {
-        Some(Value::Object(o)) if !s.skip.is_empty() => {
-            trimmed = Value::Object(
-                o.iter().filter(|(k, _)| !s.skip.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
-            );
-            Some(&trimmed)
-        }
-        x => x,
-    };
-    let div = narrative::render(&heading, text.as_deref(), table_input.map(|v| (v, input_path)), nenv);
+    let div = narrative::render_without(&heading, text.as_deref(), table_input.map(|v| (v, input_path)), &s.skip, nenv);
     let mut sec = Map::new();
-    sec.insert("title".into(), json!(title_en));
+    sec.insert("title".into(), Value::String(title_en));
     sec.insert("code".into(), render(&s.code, sc, cx).ok_or("section code rendered empty")?);
     if let Some(a) = s.author.as_ref().and_then(|a| render(a, sc, cx)) {
         sec.insert("author".into(), a);
     }
-    sec.insert("text".into(), json!({"status": "generated", "div": div}));
+    sec.insert("text".into(), generated_text(div));
     if let Some(e) = s.entry.as_ref().and_then(|e| render(e, sc, cx)) {
         sec.insert("entry".into(), e);
     }
@@ -918,34 +943,78 @@ fn short(v: &Value) -> String {
     }
 }
 
-/// All element chains of nested `for` levels (one empty chain when there are no levels).
-fn enumerate_levels(levels: &[(Expr, Option<String>)], sc: &Scope<'_>, out: &mut Vec<Vec<Link>>) {
-    let Some(((over, name), rest)) = levels.split_first() else {
-        out.push(Vec::new());
-        return;
-    };
-    let Some(v) = eval(over, sc) else { return };
-    let items: Vec<Value> = match v.into_owned() {
-        Value::Array(a) => a,
-        x => vec![x],
-    };
-    for (i, el) in items.into_iter().enumerate() {
-        let child = Scope {
-            root: sc.root,
-            at: Some(&el),
-            index: Some(i),
-            name: name.as_deref(),
-            parent: Some(sc),
-            env: sc.env,
+/// A control character other than tab, line feed and carriage return (`char::is_control`: U+0000–
+/// U+001F, U+007F–U+009F), or U+FFFE / U+FFFF — found in the UTF-8 bytes.
+fn has_forbidden_char(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\t' | b'\n' | b'\r' => {}
+            0x00..=0x1F | 0x7F => return true,
+            // U+0080–U+009F
+            0xC2 if matches!(b.get(i + 1), Some(0x80..=0x9F)) => return true,
+            // U+FFFE, U+FFFF
+            0xEF if b.get(i + 1) == Some(&0xBF) && matches!(b.get(i + 2), Some(0xBE | 0xBF)) => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// `{"status": "generated", "div": div}`
+fn generated_text(div: String) -> Value {
+    let mut m = Map::with_capacity(2);
+    m.insert("status".into(), Value::String("generated".into()));
+    m.insert("div".into(), Value::String(div));
+    Value::Object(m)
+}
+
+/// [`instances_at`] without building a path for every instance: `f` gets each location's
+/// expression and value, in the same order.
+fn each_instance_at<'a>(root: &'a Value, generic: &str, f: &mut dyn FnMut(&str, &'a Value)) {
+    let segs: Vec<(&str, usize)> = generic
+        .split('.')
+        .map(|seg| match seg.find("[]") {
+            Some(i) => (&seg[..i], seg[i..].matches("[]").count()),
+            None => (seg, 0),
+        })
+        .collect();
+    fn go<'a>(v: &'a Value, segs: &[(&str, usize)], path: &mut String, f: &mut dyn FnMut(&str, &'a Value)) {
+        let Some(((name, arrays), rest)) = segs.split_first() else {
+            f(path, v);
+            return;
         };
-        let mut sub = Vec::new();
-        enumerate_levels(rest, &child, &mut sub);
-        for mut c in sub {
-            let mut chain = vec![(el.clone(), i, name.clone())];
-            chain.append(&mut c);
-            out.push(chain);
+        let Some(c) = v.get(*name) else { return };
+        let len = path.len();
+        if len > 0 {
+            path.push('.');
+        }
+        path.push_str(name);
+        items(c, *arrays, rest, path, f);
+        path.truncate(len);
+    }
+    fn items<'a>(
+        v: &'a Value,
+        arrays: usize,
+        rest: &[(&str, usize)],
+        path: &mut String,
+        f: &mut dyn FnMut(&str, &'a Value),
+    ) {
+        if arrays == 0 {
+            return go(v, rest, path, f);
+        }
+        if let Some(a) = v.as_array() {
+            let len = path.len();
+            for (i, x) in a.iter().enumerate() {
+                let _ = write!(path, "[{i}]");
+                items(x, arrays - 1, rest, path, f);
+                path.truncate(len);
+            }
         }
     }
+    go(root, &segs, &mut String::new(), f);
 }
 
 fn needs_trim(v: &Value) -> bool {
@@ -970,20 +1039,29 @@ pub fn normalize(v: &mut Value) {
 /// FHIR `code` values (`^[^\s]+( [^\s]+)*$`) in the composed Bundle that an input field put there
 /// with inner runs of white space: reported at every input field holding that text.
 fn bad_codes(bundle: &Value, input: &Value) -> Vec<Issue> {
+    fn is_bad(s: &str) -> bool {
+        s.is_empty() || s.split(' ').any(str::is_empty) || s.chars().any(|c| c.is_whitespace() && c != ' ')
+    }
+    fn any_bad(v: &Value) -> bool {
+        match v {
+            Value::Object(o) => o.values().any(any_bad),
+            Value::Array(a) => a.iter().any(any_bad),
+            Value::String(s) => is_bad(s),
+            _ => false,
+        }
+    }
     fn walk<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a str>) {
         match v {
             Value::Object(o) => o.iter().for_each(|(k, x)| walk(x, k, out)),
             Value::Array(a) => a.iter().for_each(|x| walk(x, key, out)),
-            Value::String(s)
-                if key == "code"
-                    && (s.is_empty()
-                        || s.split(' ').any(str::is_empty)
-                        || s.chars().any(|c| c.is_whitespace() && c != ' ')) =>
-            {
-                out.push(s)
-            }
+            Value::String(s) if key == "code" && is_bad(s) => out.push(s),
             _ => {}
         }
+    }
+    // An issue names an input field whose text equals a bad code, so that text is bad too: when no
+    // input text is, there is nothing to find in the Bundle.
+    if !any_bad(input) {
+        return Vec::new();
     }
     fn find(v: &Value, want: &str, path: &str, out: &mut Vec<String>) {
         match v {

@@ -1,9 +1,9 @@
 //! Generated XHTML narratives: a heading, free-text paragraphs, and a label/value table of the
 //! section's input (labels and code meanings from the schema, in the document's language).
 
-use super::labels::{generic_path, Kind, LabelMap, Lang};
+use super::labels::{Field, GenericPath, Kind, LabelMap, Lang};
 use askama::Template;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 pub struct Row {
@@ -28,11 +28,41 @@ pub struct NarrativeEnv<'a> {
 }
 
 pub fn render(heading: &str, text: Option<&str>, input: Option<(&Value, &str)>, env: &NarrativeEnv<'_>) -> String {
+    render_without(heading, text, input, &[], env)
+}
+
+/// [`render`] of `input` with the members named in `skip` left out of its table (when `input` is
+/// an object; those members are shown elsewhere).
+pub fn render_without(
+    heading: &str,
+    text: Option<&str>,
+    input: Option<(&Value, &str)>,
+    skip: &[String],
+    env: &NarrativeEnv<'_>,
+) -> String {
     let paragraphs: Vec<&str> =
         text.map(|t| t.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect()).unwrap_or_default();
     let mut rows = Vec::new();
     if let Some((v, path)) = input {
-        flatten(v, path, "", env, &mut rows, 0);
+        let mut g = GenericPath::of(path);
+        match v {
+            Value::Object(o) if !skip.is_empty() => {
+                let kept = o.keys().filter(|k| !skip.contains(k)).count();
+                let quantity =
+                    kept <= 2 && ["value", "unit"].iter().all(|k| o.contains_key(*k) && !skip.iter().any(|s| s == k));
+                let person = env.labels.field(g.as_str()).is_some_and(|f| f.schema_ref.as_deref() == Some(PERSON_NAME));
+                if quantity || person {
+                    // the rare shapes whose rendering looks at the object as a whole: on a copy
+                    let trimmed = Value::Object(
+                        o.iter().filter(|(k, _)| !skip.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    );
+                    flatten(&trimmed, &mut g, "", env, &mut rows, 0);
+                } else {
+                    members(o.iter().filter(|(k, _)| !skip.contains(k)), &mut g, "", env, &mut rows, 0);
+                }
+            }
+            _ => flatten(v, &mut g, "", env, &mut rows, 0),
+        }
     }
     let n = Narrative { heading, paragraphs, rows };
     n.render().unwrap_or_else(|_| {
@@ -41,17 +71,19 @@ pub fn render(heading: &str, text: Option<&str>, input: Option<(&Value, &str)>, 
     })
 }
 
-fn label_of(path: &str, env: &NarrativeEnv<'_>) -> String {
-    let g = generic_path(path);
-    match env.labels.field(&g) {
-        Some(f) => f.labels.get(env.lang).to_string(),
-        None => g.rsplit('.').next().unwrap_or(&g).trim_end_matches("[]").to_string(),
-    }
+const PERSON_NAME: &str = "#/$defs/personName";
+
+/// The label of the field at generic path `g`, with `prefix`.
+fn label_row(prefix: &str, g: &GenericPath, env: &NarrativeEnv<'_>) -> String {
+    let g = g.as_str();
+    let label = match env.labels.field(g) {
+        Some(f) => f.labels.get(env.lang),
+        None => g.rsplit('.').next().unwrap_or(g).trim_end_matches("[]"),
+    };
+    join(prefix, label)
 }
 
-fn scalar(v: &Value, path: &str, env: &NarrativeEnv<'_>) -> String {
-    let g = generic_path(path);
-    let field = env.labels.field(&g);
+fn scalar(v: &Value, field: Option<&Field>, env: &NarrativeEnv<'_>) -> String {
     match v {
         Value::Bool(b) => env.lang.yes_no(*b).to_string(),
         Value::String(s) => {
@@ -62,7 +94,7 @@ fn scalar(v: &Value, path: &str, env: &NarrativeEnv<'_>) -> String {
                     }
                 }
                 if !f.values.is_empty() {
-                    if let Some(t) = env.labels.value_text(&g, s, env.lang) {
+                    if let Some(t) = f.value_text(s, env.lang) {
                         return format!("{t} ({s})");
                     }
                 }
@@ -75,79 +107,116 @@ fn scalar(v: &Value, path: &str, env: &NarrativeEnv<'_>) -> String {
     }
 }
 
-fn flatten(v: &Value, path: &str, prefix: &str, env: &NarrativeEnv<'_>, rows: &mut Vec<Row>, depth: usize) {
+fn is_quantity(o: &Map<String, Value>) -> bool {
+    o.len() <= 2 && o.contains_key("value") && o.contains_key("unit")
+}
+
+fn flatten(v: &Value, g: &mut GenericPath, prefix: &str, env: &NarrativeEnv<'_>, rows: &mut Vec<Row>, depth: usize) {
     if depth > 12 {
         return;
     }
     match v {
         Value::Object(o) => {
             // {value, unit} quantities and person names read better on one line
-            if o.len() <= 2 && o.contains_key("value") && o.contains_key("unit") {
-                let label = label_of(path, env);
+            if is_quantity(o) {
                 rows.push(Row {
-                    label: join(prefix, &label),
+                    label: label_row(prefix, g, env),
                     value: Some(format!("{} {}", o["value"], o["unit"].as_str().unwrap_or(""))),
                 });
                 return;
             }
-            let field = env.labels.field(&generic_path(path));
-            if field.is_some_and(|f| f.schema_ref.as_deref() == Some("#/$defs/personName")) {
+            let field = env.labels.field(g.as_str());
+            if field.is_some_and(|f| f.schema_ref.as_deref() == Some(PERSON_NAME)) {
                 if let Some(n) = super::expr::person_name(v) {
-                    rows.push(Row { label: join(prefix, &label_of(path, env)), value: Some(n) });
+                    rows.push(Row { label: label_row(prefix, g, env), value: Some(n) });
                     return;
                 }
             }
-            for (k, child) in o {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                let lbl = label_of(&p, env);
-                match child {
-                    Value::Object(_) if !is_compact(child, &p, env) => {
-                        rows.push(Row { label: join(prefix, &lbl), value: None });
-                        flatten(child, &p, "", env, rows, depth + 1);
-                    }
-                    Value::Array(items) if items.iter().any(|i| i.is_object()) => {
-                        for (i, it) in items.iter().enumerate() {
-                            let ip = format!("{p}[{i}]");
-                            if items.len() > 1 {
-                                rows.push(Row { label: format!("{} {}", join(prefix, &lbl), i + 1), value: None });
-                            } else {
-                                rows.push(Row { label: join(prefix, &lbl), value: None });
-                            }
-                            flatten(it, &ip, "", env, rows, depth + 1);
-                        }
-                    }
-                    Value::Array(items) => {
-                        let texts: Vec<String> =
-                            items.iter().enumerate().map(|(i, it)| scalar(it, &format!("{p}[{i}]"), env)).collect();
-                        rows.push(Row { label: join(prefix, &lbl), value: Some(texts.join("; ")) });
-                    }
-                    Value::Object(_) => flatten(child, &p, prefix, env, rows, depth + 1),
-                    _ => rows.push(Row { label: join(prefix, &lbl), value: Some(scalar(child, &p, env)) }),
-                }
-            }
+            members(o.iter(), g, prefix, env, rows, depth);
         }
         Value::Array(items) => {
-            for (i, it) in items.iter().enumerate() {
-                flatten(it, &format!("{path}[{i}]"), prefix, env, rows, depth + 1);
+            let m = g.mark();
+            g.push_index();
+            for it in items {
+                flatten(it, g, prefix, env, rows, depth + 1);
             }
+            g.reset(m);
         }
         other => {
-            let label = label_of(path, env);
-            rows.push(Row { label: join(prefix, &label), value: Some(scalar(other, path, env)) });
+            let label = label_row(prefix, g, env);
+            rows.push(Row { label, value: Some(scalar(other, env.labels.field(g.as_str()), env)) });
         }
     }
 }
 
-fn is_compact(v: &Value, path: &str, env: &NarrativeEnv<'_>) -> bool {
+/// The rows of an object's members (at generic path `g`).
+fn members<'v>(
+    o: impl Iterator<Item = (&'v String, &'v Value)>,
+    g: &mut GenericPath,
+    prefix: &str,
+    env: &NarrativeEnv<'_>,
+    rows: &mut Vec<Row>,
+    depth: usize,
+) {
+    let m = g.mark();
+    let top = g.is_empty_concrete();
+    for (k, child) in o {
+        g.reset(m);
+        if !top {
+            g.push_raw(".");
+        }
+        g.push_raw(k);
+        let lbl = label_row("", g, env);
+        match child {
+            Value::Object(_) if !is_compact(child, g, env) => {
+                rows.push(Row { label: join(prefix, &lbl), value: None });
+                flatten(child, g, "", env, rows, depth + 1);
+            }
+            Value::Array(items) if items.iter().any(|i| i.is_object()) => {
+                let im = g.mark();
+                for (i, it) in items.iter().enumerate() {
+                    g.reset(im);
+                    g.push_index();
+                    if items.len() > 1 {
+                        rows.push(Row { label: format!("{} {}", join(prefix, &lbl), i + 1), value: None });
+                    } else {
+                        rows.push(Row { label: join(prefix, &lbl), value: None });
+                    }
+                    flatten(it, g, "", env, rows, depth + 1);
+                }
+            }
+            Value::Array(items) => {
+                let im = g.mark();
+                g.push_index();
+                let field = env.labels.field(g.as_str());
+                let mut texts = String::new();
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        texts.push_str("; ");
+                    }
+                    texts.push_str(&scalar(it, field, env));
+                }
+                g.reset(im);
+                rows.push(Row { label: join(prefix, &lbl), value: Some(texts) });
+            }
+            Value::Object(_) => flatten(child, g, prefix, env, rows, depth + 1),
+            _ => rows
+                .push(Row { label: join(prefix, &lbl), value: Some(scalar(child, env.labels.field(g.as_str()), env)) }),
+        }
+    }
+    g.reset(m);
+}
+
+fn is_compact(v: &Value, g: &GenericPath, env: &NarrativeEnv<'_>) -> bool {
     let o = match v.as_object() {
         Some(o) => o,
         None => return true,
     };
-    (o.len() <= 2 && o.contains_key("value") && o.contains_key("unit"))
+    is_quantity(o)
         || env
             .labels
-            .field(&generic_path(path))
-            .is_some_and(|f| f.kind == Kind::Object && f.schema_ref.as_deref() == Some("#/$defs/personName"))
+            .field(g.as_str())
+            .is_some_and(|f| f.kind == Kind::Object && f.schema_ref.as_deref() == Some(PERSON_NAME))
 }
 
 fn join(prefix: &str, label: &str) -> String {
@@ -177,6 +246,14 @@ fn human_name(n: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
+fn period_text(v: &Value) -> String {
+    format!(
+        "{} – {}",
+        v.get("start").and_then(Value::as_str).unwrap_or(""),
+        v.get("end").and_then(Value::as_str).unwrap_or("")
+    )
+}
+
 fn value_text(o: &serde_json::Map<String, Value>) -> Option<String> {
     let (k, v) = o.iter().find(|(k, _)| k.starts_with("value"))?;
     Some(match k.as_str() {
@@ -188,11 +265,7 @@ fn value_text(o: &serde_json::Map<String, Value>) -> Option<String> {
         .trim()
         .to_string(),
         "valueCodeableConcept" => concept_text(v)?,
-        "valuePeriod" => format!(
-            "{} – {}",
-            v.get("start").and_then(Value::as_str).unwrap_or(""),
-            v.get("end").and_then(Value::as_str).unwrap_or("")
-        ),
+        "valuePeriod" => period_text(v),
         _ => match v {
             Value::String(s) => s.clone(),
             Value::Bool(b) => b.to_string(),
@@ -204,36 +277,13 @@ fn value_text(o: &serde_json::Map<String, Value>) -> Option<String> {
 
 /// A short generated narrative for one resource (dom-6): what it is, its code, value, people, times.
 pub fn resource_div(res: &Value) -> Option<String> {
-    let o = res.as_object()?;
-    let rt = o.get("resourceType")?.as_str()?;
-    let mut rows = Vec::new();
-    let mut push = |label: &str, v: Option<String>| {
-        if let Some(v) = v.filter(|s| !s.is_empty()) {
-            rows.push(Row { label: label.to_string(), value: Some(v) });
-        }
-    };
-    let code = ["code", "medication", "type", "suppliedItem"].iter().find_map(|k| {
-        let c = o.get(*k)?;
-        let c = if c.is_array() { c.get(0)? } else { c };
-        concept_text(c.get("concept").unwrap_or(c)).or_else(|| c.get("itemCodeableConcept").and_then(concept_text))
-    });
-    let name = o.get("name").and_then(|n| match n {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(a) => a.first().and_then(human_name),
-        _ => None,
-    });
-    push("name", name);
-    push("code", code.clone());
-    push("value", value_text(o));
-    for c in o.get("component").and_then(Value::as_array).into_iter().flatten() {
-        if let (Some(l), Some(v)) = (c.get("code").and_then(concept_text), c.as_object().and_then(value_text)) {
-            push(&l, Some(v));
-        }
-    }
-    if let Some(id) = o.get("identifier").and_then(|i| if i.is_array() { i.get(0) } else { Some(i) }) {
-        push("identifier", id.get("value").and_then(Value::as_str).map(str::to_string));
-    }
-    for k in [
+    resource_div_of(res.as_object()?)
+}
+
+/// [`resource_div`] of a resource's members.
+pub fn resource_div_of(o: &Map<String, Value>) -> Option<String> {
+    // the members read below, found in one pass (a resource's members are unique)
+    const SIMPLE: [&str; 11] = [
         "birthDate",
         "gender",
         "status",
@@ -245,15 +295,80 @@ pub fn resource_div(res: &Value) -> Option<String> {
         "onsetDateTime",
         "issued",
         "conclusion",
-    ] {
-        push(k, o.get(k).and_then(Value::as_str).map(str::to_string));
+    ];
+    const PERIODS: [&str; 4] = ["actualPeriod", "effectivePeriod", "occurrencePeriod", "period"];
+    let (mut rt, mut name, mut component, mut identifier, mut item) = (None, None, None, None, None);
+    let mut codes: [Option<&Value>; 4] = [None; 4];
+    let mut simple: [Option<&Value>; 11] = [None; 11];
+    let mut periods: [Option<&Value>; 4] = [None; 4];
+    for (k, v) in o {
+        let slot = match k.as_str() {
+            "resourceType" => &mut rt,
+            "name" => &mut name,
+            "component" => &mut component,
+            "identifier" => &mut identifier,
+            "item" => &mut item,
+            "code" => &mut codes[0],
+            "medication" => &mut codes[1],
+            "type" => &mut codes[2],
+            "suppliedItem" => &mut codes[3],
+            "birthDate" => &mut simple[0],
+            "gender" => &mut simple[1],
+            "status" => &mut simple[2],
+            "effectiveDateTime" => &mut simple[3],
+            "occurrenceDateTime" => &mut simple[4],
+            "performedDateTime" => &mut simple[5],
+            "authoredOn" => &mut simple[6],
+            "recordedDate" => &mut simple[7],
+            "onsetDateTime" => &mut simple[8],
+            "issued" => &mut simple[9],
+            "conclusion" => &mut simple[10],
+            "actualPeriod" => &mut periods[0],
+            "effectivePeriod" => &mut periods[1],
+            "occurrencePeriod" => &mut periods[2],
+            "period" => &mut periods[3],
+            _ => continue,
+        };
+        *slot = Some(v);
     }
-    for k in ["actualPeriod", "effectivePeriod", "occurrencePeriod", "period"] {
-        if let Some(p) = o.get(k) {
-            push(k, value_text(&[("valuePeriod".to_string(), p.clone())].into_iter().collect()));
+    let rt = rt?.as_str()?;
+    let mut rows = Vec::new();
+    let mut push = |label: &str, v: Option<String>| {
+        if let Some(v) = v.filter(|s| !s.is_empty()) {
+            rows.push(Row { label: label.to_string(), value: Some(v) });
+        }
+    };
+    let code = codes.iter().find_map(|c| {
+        let c = (*c)?;
+        let c = if c.is_array() { c.get(0)? } else { c };
+        concept_text(c.get("concept").unwrap_or(c)).or_else(|| c.get("itemCodeableConcept").and_then(concept_text))
+    });
+    let name = name.and_then(|n| match n {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(a) => a.first().and_then(human_name),
+        _ => None,
+    });
+    push("name", name);
+    push("code", code.clone());
+    push("value", value_text(o));
+    for c in component.and_then(Value::as_array).into_iter().flatten() {
+        if let (Some(l), Some(v)) = (c.get("code").and_then(concept_text), c.as_object().and_then(value_text)) {
+            push(&l, Some(v));
         }
     }
-    if let Some(items) = o.get("item").and_then(Value::as_array) {
+    if let Some(id) = identifier.and_then(|i| if i.is_array() { i.get(0) } else { Some(i) }) {
+        push("identifier", id.get("value").and_then(Value::as_str).map(str::to_string));
+    }
+    for (k, v) in SIMPLE.iter().zip(simple) {
+        push(k, v.and_then(Value::as_str).map(str::to_string));
+    }
+    for (k, p) in PERIODS.iter().zip(periods) {
+        if let Some(p) = p {
+            // what `value_text` says of `{"valuePeriod": p}`
+            push(k, Some(period_text(p)));
+        }
+    }
+    if let Some(items) = item.and_then(Value::as_array) {
         for it in items {
             let l = it.get("text").or_else(|| it.get("linkId")).and_then(Value::as_str).unwrap_or("item");
             let v = it.get("answer").and_then(|a| a.get(0)).and_then(Value::as_object).and_then(value_text);

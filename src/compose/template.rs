@@ -1,9 +1,9 @@
 //! Templates: JSON that looks like the FHIR it produces, with `{{ expr }}` and `$` directives.
 //! Compiled once from the definition file; evaluated per document (see `forms/README.md`).
 
-use super::expr::{self, as_text, eval, truthy, Expr, Scope};
+use super::expr::{self, eval, push_text, text_eq, truthy, Expr, Scope};
+use super::FxHashMap;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 pub enum Tpl {
@@ -30,19 +30,27 @@ pub enum Item {
 
 /// Where references point: rule → instances (key value, element, uuid).
 #[derive(Default)]
-pub struct RefTable {
-    pub rules: HashMap<String, Vec<Instance>>,
+pub struct RefTable<'d> {
+    pub rules: FxHashMap<&'d str, RuleRefs<'d>>,
+}
+
+/// The instances of one resource rule and the `for` levels that produced them.
+pub struct RuleRefs<'d> {
+    pub levels: &'d [expr::Level],
+    pub insts: Vec<Instance>,
 }
 
 pub struct Instance {
     pub key: Option<Value>,
-    /// the `for` levels that produced it (empty for a single resource)
-    pub chain: Vec<expr::Link>,
+    /// the indices of its elements in the rule's `for` levels (empty for a single resource)
+    pub idx: Vec<usize>,
     pub full_url: String,
 }
 
 pub struct Ctx<'a> {
-    pub refs: &'a RefTable,
+    pub refs: &'a RefTable<'a>,
+    /// the scope the rules' `for` levels are evaluated in (the input root)
+    pub root: &'a Scope<'a>,
 }
 
 pub fn compile(v: &Value, at: &str) -> Result<Tpl, String> {
@@ -148,7 +156,7 @@ pub fn render(t: &Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Value> {
             for p in parts {
                 match p {
                     Part::Text(t) => s.push_str(t),
-                    Part::Expr(e) => s.push_str(&as_text(&*eval(e, sc)?)),
+                    Part::Expr(e) => push_text(&mut s, &*eval(e, sc)?),
                 }
             }
             Some(Value::String(s))
@@ -159,7 +167,7 @@ pub fn render(t: &Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Value> {
                     return None;
                 }
             }
-            let mut m = Map::new();
+            let mut m = Map::with_capacity(members.len());
             for (k, v) in members {
                 if let Some(x) = render(v, sc, cx) {
                     m.insert(k.clone(), x);
@@ -184,7 +192,7 @@ pub fn render(t: &Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Value> {
         }
         Tpl::Ref { rule, key, extra } => {
             let url = resolve(cx.refs, rule, key.as_ref().map(|k| eval(k, sc)))?;
-            let mut m = Map::new();
+            let mut m = Map::with_capacity(extra.len() + 1);
             m.insert("reference".into(), Value::String(url));
             for (k, v) in extra {
                 if let Some(x) = render(v, sc, cx) {
@@ -196,14 +204,14 @@ pub fn render(t: &Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Value> {
     }
 }
 
-fn resolve(refs: &RefTable, rule: &str, key: Option<expr::Val<'_>>) -> Option<String> {
-    let insts = refs.rules.get(rule)?;
+fn resolve(refs: &RefTable<'_>, rule: &str, key: Option<expr::Val<'_>>) -> Option<String> {
+    let insts = &refs.rules.get(rule)?.insts;
     match key {
         None => insts.first().map(|i| i.full_url.clone()),
         Some(None) => None,
         Some(Some(k)) => insts
             .iter()
-            .find(|i| i.key.as_ref().is_some_and(|ik| ik == k.as_ref() || as_text(ik) == as_text(&k)))
+            .find(|i| i.key.as_ref().is_some_and(|ik| ik == k.as_ref() || text_eq(ik, &k)))
             .map(|i| i.full_url.clone()),
     }
 }
@@ -217,11 +225,11 @@ pub fn render_item(it: &Item, sc: &Scope<'_>, cx: &Ctx<'_>, out: &mut Vec<Value>
         }
         Item::For { over, name, body } => {
             let Some(arr) = eval(over, sc) else { return };
-            let elems: Vec<&Value> = match arr.as_ref() {
-                Value::Array(a) => a.iter().collect(),
-                v => vec![v],
+            let elems: &[Value] = match arr.as_ref() {
+                Value::Array(a) => a,
+                v => std::slice::from_ref(v),
             };
-            for (i, el) in elems.into_iter().enumerate() {
+            for (i, el) in elems.iter().enumerate() {
                 let child = Scope {
                     root: sc.root,
                     at: Some(el),
@@ -236,12 +244,13 @@ pub fn render_item(it: &Item, sc: &Scope<'_>, cx: &Ctx<'_>, out: &mut Vec<Value>
             }
         }
         Item::Refs { rule, filter } => {
-            let Some(insts) = cx.refs.rules.get(rule) else {
+            let Some(rr) = cx.refs.rules.get(rule.as_str()) else {
                 return;
             };
-            for inst in insts {
+            for inst in &rr.insts {
                 if let Some(f) = filter {
-                    if !expr::with_chain(sc, &inst.chain, &mut |c| truthy(&eval(f, c))) {
+                    let keep = expr::with_levels(cx.root, sc, rr.levels, &inst.idx, &mut |c| truthy(&eval(f, c)));
+                    if keep != Some(true) {
                         continue;
                     }
                 }
