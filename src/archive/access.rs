@@ -248,6 +248,7 @@ pub async fn grant(
     }
     let orgs = organizations.join(" ");
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _turn = store.write_turn().await;
     let mut tx = store.pool.begin().await?;
     sqlx::query(
         "INSERT INTO role_grants (pinfl, role, organizations, display_name, granted_by, granted_at)
@@ -271,6 +272,7 @@ pub async fn grant(
 
 /// Revoke one role, or every role of the PINFL (`role` = `None`). Returns how many were revoked.
 pub async fn revoke(store: &Store, pinfl: &str, role: Option<&str>, by: &Agent) -> Result<u64, AppError> {
+    let _turn = store.write_turn().await;
     let mut tx = store.pool.begin().await?;
     let r = match role {
         Some(role) => {

@@ -242,6 +242,7 @@ pub async fn entered_in_error(store: &Store, who: &Principal, id: &str, reason: 
     }
     let raw = store.document(id).await?.ok_or_else(|| AppError::NotFound(format!("no document {id}")))?;
     let at = now();
+    let _turn = store.write_turn().await;
     let mut tx = store.pool.begin().await?;
     let r =
         sqlx::query("UPDATE documents SET state = 'entered-in-error', updated_at = $1 WHERE id = $2 AND state = $3")

@@ -24,6 +24,10 @@ pub struct Store {
     pub backend: Backend,
     /// Signatures a document needs before it is queued for the DHP (`HUJJAT_DHP_REQUIRED_SIGNATURES`).
     pub required_signatures: std::sync::Arc<crate::submit::RequiredSignatures>,
+    /// SQLite allows one writer at a time: write transactions of this process queue here instead
+    /// of meeting SQLITE_BUSY, whose busy handler sleeps in steps of up to 100 ms (issue 7: the
+    /// p99 of POST /forms/003/documents under load). `None` on PostgreSQL.
+    pub write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
@@ -66,7 +70,16 @@ impl Store {
         };
         let pool = opts.connect(url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, backend, required_signatures: Default::default() })
+        let write_lock = (backend == Backend::Sqlite).then(Default::default);
+        Ok(Store { pool, backend, required_signatures: Default::default(), write_lock })
+    }
+
+    /// Taken before a write transaction begins and held until it ends (see `write_lock`).
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_lock {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     pub async fn healthy(&self) -> Result<(), AppError> {

@@ -206,6 +206,7 @@ impl Store {
     /// Record an attempt's end (fenced). `false` when the lease was lost meanwhile.
     pub async fn finish_attempt(&self, c: &Claimed, outcome: &Outcome, started_ms: i64) -> Result<bool, AppError> {
         let t = now_text();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let r =
             match outcome {
