@@ -331,17 +331,6 @@ pub fn tr(lang: &str) -> &'static Tr {
     }
 }
 
-pub(crate) fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// The page language: `?lang=`, the cookie, `Accept-Language`, Uzbek. `Some` in the second value
 /// when the choice came from `?lang=` (to be remembered).
 pub(crate) fn language(headers: &HeaderMap, query: Option<&str>) -> (&'static Tr, Option<&'static str>) {
@@ -354,7 +343,7 @@ pub(crate) fn language(headers: &HeaderMap, query: Option<&str>) -> (&'static Tr
     if let Some(l) = query.and_then(pick) {
         return (tr(l), Some(l));
     }
-    if let Some(l) = read_cookie(headers, "hujjat_lang").and_then(pick) {
+    if let Some(l) = crate::web::read_cookie(headers, "hujjat_lang").and_then(pick) {
         return (tr(l), None);
     }
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");

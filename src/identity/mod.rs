@@ -196,6 +196,11 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// Constant-time equality of two secrets (tokens, CSRF values, handles).
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
+}
+
 pub fn is_pinfl(s: &str) -> bool {
     s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit())
 }

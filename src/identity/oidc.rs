@@ -218,7 +218,7 @@ impl OidcClient {
             return Err(bad("is issued in the future"));
         }
         let n = p.claim("nonce").and_then(Value::as_str).unwrap_or("");
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(n.as_bytes(), nonce.as_bytes())) {
+        if !super::ct_eq(n, nonce) {
             return Err(bad("does not carry this login's nonce"));
         }
         Ok(p.claims_set().clone())

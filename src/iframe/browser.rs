@@ -7,7 +7,7 @@ use super::pages::{self, error_page, Frame};
 use super::store::{Launch, SigningSession};
 use super::Ctx;
 use crate::error::AppError;
-use crate::identity::{sha256_hex, Callback, LoginRequest};
+use crate::identity::{ct_eq, sha256_hex, Callback, LoginRequest};
 use crate::sign::Signer;
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 pub fn asset(ct: &'static str, body: &'static str) -> Response {
@@ -26,10 +25,6 @@ pub fn asset(ct: &'static str, body: &'static str) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     r
-}
-
-fn ct_eq(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 fn lang_of(headers: &HeaderMap) -> &'static str {

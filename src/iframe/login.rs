@@ -28,7 +28,7 @@ use super::session_store::{DbSessionStore, COOKIE};
 use super::Ctx;
 use crate::archive::audit::{self, Agent, AuditEntry, Event};
 use crate::error::AppError;
-use crate::identity::{sha256_hex, Callback, LoginRequest};
+use crate::identity::{ct_eq, sha256_hex, Callback, LoginRequest};
 use crate::store::Store;
 use askama::Template;
 use axum::extract::{Query, State};
@@ -36,7 +36,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use tower_sessions::session::Id;
 use tower_sessions::session_store::SessionStore;
 use tower_sessions::Session;
@@ -73,10 +72,6 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn ct_eq(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
 /// A same-origin path to return to: `/…` but not `//…` (another host), no backslash (`/\host` is
 /// `//host` to browsers), no control characters or spaces, at most 2,000 bytes.
 pub fn safe_next(next: &str) -> bool {
@@ -95,7 +90,7 @@ pub fn login_url(next: &str) -> String {
 /// The language: `?lang=`, the language the archive remembers (`hujjat_lang` cookie),
 /// `Accept-Language`, Uzbek.
 fn lang_of(headers: &HeaderMap, query: Option<&str>) -> &'static str {
-    match query.filter(|l| !l.is_empty()).or_else(|| read_cookie(headers, "hujjat_lang")) {
+    match query.filter(|l| !l.is_empty()).or_else(|| crate::web::read_cookie(headers, "hujjat_lang")) {
         Some(l) => i18n::normalize(l),
         None => i18n::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())),
     }
@@ -129,7 +124,7 @@ pub async fn current(parts: &Parts, store: &Store) -> Result<Option<BrowserLogin
         }
         return Ok(Some(login));
     }
-    let Some(id) = read_cookie(&parts.headers, COOKIE).and_then(|v| v.parse::<Id>().ok()) else {
+    let Some(id) = crate::web::read_cookie(&parts.headers, COOKIE).and_then(|v| v.parse::<Id>().ok()) else {
         return Ok(None);
     };
     let Some(record) = DbSessionStore::new(store.clone()).load(&id).await.map_err(|e| unavailable(&e))? else {
@@ -150,17 +145,6 @@ pub async fn end_sessions_of(conn: &mut sqlx::AnyConnection, pinfl: &str) -> Res
         .execute(conn)
         .await?;
     Ok(r.rows_affected())
-}
-
-fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 #[derive(Deserialize, Default)]

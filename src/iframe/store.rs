@@ -336,18 +336,7 @@ impl Sessions<'_> {
         verifier: &str,
         ttl: i64,
     ) -> Result<(), AppError> {
-        sqlx::query("DELETE FROM login_states WHERE expires_at < $1").bind(now_secs()).execute(&self.0.pool).await?;
-        sqlx::query(
-            "INSERT INTO login_states (state_hash, signing_session_id, purpose, nonce, pkce_verifier, expires_at) VALUES ($1, $2, 'signing', $3, $4, $5)",
-        )
-        .bind(state_hash)
-        .bind(sid)
-        .bind(nonce)
-        .bind(verifier)
-        .bind(now_secs() + ttl)
-        .execute(&self.0.pool)
-        .await?;
-        Ok(())
+        self.insert_state(state_hash, Some(sid), "signing", None, nonce, verifier, ttl).await
     }
 
     /// A login state of a plain browser login (`GET /login`): no signing session; `next` is the
@@ -360,12 +349,28 @@ impl Sessions<'_> {
         verifier: &str,
         ttl: i64,
     ) -> Result<(), AppError> {
+        self.insert_state(state_hash, None, "browser", Some(next), nonce, verifier, ttl).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_state(
+        &self,
+        state_hash: &str,
+        signing_session_id: Option<&str>,
+        purpose: &str,
+        next: Option<&str>,
+        nonce: &str,
+        verifier: &str,
+        ttl: i64,
+    ) -> Result<(), AppError> {
         sqlx::query("DELETE FROM login_states WHERE expires_at < $1").bind(now_secs()).execute(&self.0.pool).await?;
         sqlx::query(
             "INSERT INTO login_states (state_hash, signing_session_id, purpose, next_path, nonce, pkce_verifier, expires_at)
-             VALUES ($1, NULL, 'browser', $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(state_hash)
+        .bind(signing_session_id)
+        .bind(purpose)
         .bind(next)
         .bind(nonce)
         .bind(verifier)

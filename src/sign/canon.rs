@@ -119,12 +119,13 @@ impl<'a> Jcs<'a> {
         Ok(())
     }
 
-    /// Members in RFC 8785 order; a member whose value is `None` is written as the `entry` view
-    /// of [`DocumentView`] (the only caller that passes one).
+    /// Members in RFC 8785 order.
     fn object(&mut self, members: impl Iterator<Item = (&'a str, &'a Value)>) -> Result<(), Unsafe> {
         self.object_with(members, None)
     }
 
+    /// [`Jcs::object`]; with `entries`, the member `entry` is written as that list instead of its
+    /// value (the signing-Provenance-free view of [`DocumentView`]).
     fn object_with(
         &mut self,
         members: impl Iterator<Item = (&'a str, &'a Value)>,

@@ -94,6 +94,19 @@ async fn healthz(State(st): State<AppState>) -> Result<Response, AppError> {
     Ok(Json(json!({"status": "ok"})).into_response())
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers (the iframe and archive pages'
+/// language and login cookies).
+pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 pub fn fhir(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut r = (status, body.into()).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
