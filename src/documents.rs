@@ -81,7 +81,7 @@ impl Documents {
             .unwrap_or_else(Uuid::new_v4);
         let (bundle, text, bundle_id) = self.compose(form, &input, id)?;
         let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
-        let (pinfl, date) = index_fields(&input, &bundle);
+        let (pinfl, date, org) = index_fields(&input, &bundle);
         let def_form = self.composer.get(form).map(|d| d.form.clone()).unwrap_or_default();
         let audit = crate::archive::audit::AuditEntry::new(
             crate::archive::audit::Event::Create,
@@ -99,6 +99,7 @@ impl Documents {
                     bundle: &text,
                     patient_pinfl: pinfl.as_deref(),
                     composition_date: date.as_deref(),
+                    organization: org.as_deref(),
                 },
                 Some(&crate::archive::WriteHook::audit(audit)),
             )
@@ -143,7 +144,7 @@ impl Documents {
         let uuid = Uuid::parse_str(&doc.id).map_err(|e| AppError::Internal(e.into()))?;
         let (bundle, text, bundle_id) = self.compose(&doc.form, &input, uuid)?;
         let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
-        let (pinfl, date) = index_fields(&input, &bundle);
+        let (pinfl, date, org) = index_fields(&input, &bundle);
         // an amendment keeps its `relatesTo replaces` (archive lifecycle)
         let text = crate::archive::lifecycle::with_relations(&self.store, id, bundle, text).await?;
         let audit = crate::archive::audit::AuditEntry::new(
@@ -162,6 +163,7 @@ impl Documents {
                     bundle: &text,
                     patient_pinfl: pinfl.as_deref(),
                     composition_date: date.as_deref(),
+                    organization: org.as_deref(),
                 },
                 Some(&crate::archive::WriteHook::audit(audit)),
             )
@@ -300,8 +302,11 @@ impl Documents {
     }
 }
 
-pub(crate) fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>) {
+/// The search columns of a version, read from the trees already in hand (never by re-parsing the
+/// stored text): the patient's PINFL, the Composition's date, the organization's tax id.
+pub(crate) fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>, Option<String>) {
     let pinfl = input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(str::to_string);
+    let org = input.get("organization").and_then(|o| o.get("taxId")).and_then(Value::as_str).map(str::to_string);
     let date = bundle
         .get("entry")
         .and_then(|e| e.get(0))
@@ -309,5 +314,5 @@ pub(crate) fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Op
         .and_then(|c| c.get("date"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    (pinfl, date)
+    (pinfl, date, org)
 }

@@ -195,7 +195,7 @@ pub async fn amend(docs: &Documents, client: &Client, old_id: &str, body: Value)
     add_relates_to(&mut bundle, &ident)?;
     let text = serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))?;
     let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
-    let (pinfl, date) = crate::documents::index_fields(&input, &bundle);
+    let (pinfl, date, org) = crate::documents::index_fields(&input, &bundle);
     let hook = WriteHook {
         audit: AuditEntry::new(Event::Amend, Agent::client(client))
             .document(&id.to_string(), Some(1))
@@ -213,6 +213,7 @@ pub async fn amend(docs: &Documents, client: &Client, old_id: &str, body: Value)
                 bundle: &text,
                 patient_pinfl: pinfl.as_deref(),
                 composition_date: date.as_deref(),
+                organization: org.as_deref(),
             },
             Some(&hook),
         )

@@ -77,7 +77,9 @@ pub async fn on_write(
     hook: Option<&WriteHook>,
 ) -> Result<(), AppError> {
     if let Some(v) = version {
-        let (at, org) = index_columns(v.bundle, v.input);
+        // the caller read these from the trees it composed: no re-parse of the stored text here
+        let at = v.composition_date.map(search::normalize_instant).unwrap_or_default();
+        let org = v.organization;
         sqlx::query("UPDATE documents SET composition_at = $1, organization = $2 WHERE id = $3")
             .bind(at)
             .bind(org)

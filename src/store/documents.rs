@@ -29,6 +29,8 @@ pub struct NewVersion<'a> {
     pub bundle: &'a str,
     pub patient_pinfl: Option<&'a str>,
     pub composition_date: Option<&'a str>,
+    /// the organization's tax id (`organization.taxId` of the form input), an archive search column
+    pub organization: Option<&'a str>,
 }
 
 fn now() -> String {
@@ -259,7 +261,14 @@ impl Store {
             return Ok(None);
         }
         let next = expected + 1;
-        let v = NewVersion { bundle_identifier, input, bundle, patient_pinfl: None, composition_date: None };
+        let v = NewVersion {
+            bundle_identifier,
+            input,
+            bundle,
+            patient_pinfl: None,
+            composition_date: None,
+            organization: None,
+        };
         insert_version(&mut tx, id, next, &v, &t).await?;
         let rec = sig.record;
         sqlx::query(
