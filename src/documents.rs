@@ -82,6 +82,9 @@ impl Documents {
         let (bundle, text, bundle_id) = self.compose(form, &input, id)?;
         let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
         let (pinfl, date, org) = index_fields(&input, &bundle);
+        // The trees are ten times the size of their text: not kept while the write waits its
+        // turn (issue 7: peak memory under load is the in-flight requests' trees).
+        drop((bundle, input));
         let def_form = self.composer.get(form).map(|d| d.form.clone()).unwrap_or_default();
         let audit = crate::archive::audit::AuditEntry::new(
             crate::archive::audit::Event::Create,
@@ -142,11 +145,16 @@ impl Documents {
             }
         }
         let uuid = Uuid::parse_str(&doc.id).map_err(|e| AppError::Internal(e.into()))?;
-        let (bundle, text, bundle_id) = self.compose(&doc.form, &input, uuid)?;
+        // an amendment keeps its `relatesTo replaces` (archive lifecycle)
+        let replaced = crate::archive::lifecycle::replaced_composition(&self.store, id).await?;
+        let (mut bundle, mut text, bundle_id) = self.compose(&doc.form, &input, uuid)?;
+        if let Some(ident) = &replaced {
+            crate::archive::lifecycle::add_relates_to(&mut bundle, ident)?;
+            text = serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))?;
+        }
         let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
         let (pinfl, date, org) = index_fields(&input, &bundle);
-        // an amendment keeps its `relatesTo replaces` (archive lifecycle)
-        let text = crate::archive::lifecycle::with_relations(&self.store, id, bundle, text).await?;
+        drop((bundle, input)); // not held while the write waits (see `create`)
         let audit = crate::archive::audit::AuditEntry::new(
             crate::archive::audit::Event::Update,
             crate::archive::audit::Agent::client(client),
@@ -254,6 +262,7 @@ impl Documents {
         let (signed, record) =
             sign::sign_document_owned(bundle, &self.ca, signer, &self.sign_options, chrono::Utc::now())?;
         let text = serde_json::to_string(&signed).map_err(|e| AppError::Internal(e.into()))?;
+        drop(signed); // not held while the write waits (see `create`)
         let sig = crate::store::documents::NewSignature { signed_content_version: version, record: &record };
         let audit = crate::archive::audit::AuditEntry::new(
             crate::archive::audit::Event::Sign,

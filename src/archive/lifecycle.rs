@@ -97,7 +97,7 @@ pub(crate) async fn supersede_replaced(
 }
 
 /// Add `relatesTo replaces` to the Composition of a composed amendment.
-fn add_relates_to(bundle: &mut Value, old_composition_identifier: &Value) -> Result<(), AppError> {
+pub(crate) fn add_relates_to(bundle: &mut Value, old_composition_identifier: &Value) -> Result<(), AppError> {
     let comp = bundle
         .pointer_mut("/entry/0/resource")
         .and_then(Value::as_object_mut)
@@ -139,14 +139,14 @@ pub async fn replaced_by(store: &Store, id: &str) -> Result<Vec<String>, AppErro
     Ok(rows.iter().map(|r| r.try_get("document_id")).collect::<Result<_, _>>()?)
 }
 
-/// For `Documents::update` of a draft: re-apply the amendment relation to a recomposed Bundle.
-/// Returns the new text when the document is an amendment, else the text unchanged.
-pub async fn with_relations(store: &Store, id: &str, mut bundle: Value, text: String) -> Result<String, AppError> {
-    let Some(old) = replaces(store, id).await? else { return Ok(text) };
+/// For `Documents::update` of a draft: the identifier of the Composition an amendment replaces
+/// (its recomposed Bundle gets the `relatesTo replaces` again with [`add_relates_to`]), or `None`
+/// when the document is no amendment. Read before composing, so that no Bundle tree is held while
+/// the database answers.
+pub async fn replaced_composition(store: &Store, id: &str) -> Result<Option<Value>, AppError> {
+    let Some(old) = replaces(store, id).await? else { return Ok(None) };
     let old_doc = store.document(&old).await?.ok_or_else(|| AppError::Internal(anyhow::anyhow!("lost relation")))?;
-    let ident = composition_identifier(store, &old, old_doc.version).await?;
-    add_relates_to(&mut bundle, &ident)?;
-    serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))
+    Ok(Some(composition_identifier(store, &old, old_doc.version).await?))
 }
 
 /// `POST /documents/{id}/$amend`: a new draft document replacing a signed one.
@@ -196,6 +196,7 @@ pub async fn amend(docs: &Documents, client: &Client, old_id: &str, body: Value)
     let text = serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))?;
     let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
     let (pinfl, date, org) = crate::documents::index_fields(&input, &bundle);
+    drop((bundle, input)); // not held while the write waits (see `Documents::create`)
     let hook = WriteHook {
         audit: AuditEntry::new(Event::Amend, Agent::client(client))
             .document(&id.to_string(), Some(1))
