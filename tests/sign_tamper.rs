@@ -181,6 +181,17 @@ fn tampering_and_broken_rules_are_refused_with_a_precise_reason() {
     });
     add("broken-chain", d, "chain", "x5c[0] is not issued by x5c[1]", true, Some("chain"));
 
+    // a leaf whose CA signature does not verify (names and key identifiers all match): the chain
+    // check must verify the signature itself whenever OpenSSL's path validation did not
+    let mut d = signed.clone();
+    let (k, leaf) = fresh_leaf(&ca, &d);
+    let mut der = leaf.to_der().unwrap();
+    *der.last_mut().unwrap() ^= 0x01; // the last octet of the CA's ECDSA s value
+    let forged_leaf = X509::from_der(&der).unwrap();
+    resign(&mut d, &ca, &k, &forged_leaf, |_| {});
+    let forged = d.clone();
+    add("forged-leaf-signature", d, "chain", "x5c[0] is not signed by x5c[1]", true, Some("chain"));
+
     // carrier cross-checks
     let mut d = signed.clone();
     let later = (now + Duration::seconds(1)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -291,6 +302,12 @@ fn tampering_and_broken_rules_are_refused_with_a_precise_reason() {
             assert_eq!(s.checks.get("signature").and_then(|x| x.ok), Some(true), "{}: only the rule is broken", c.name);
         }
     }
+    // the forged leaf also fails path validation, and fails the chain check without anchors too
+    let rep = verify_bundle(&forged, &anchors, VerifyAt::Now);
+    assert!(rep.signatures[0].checks.get("trust").is_some_and(|t| t.failed()), "{:?}", rep.failures());
+    let rep = verify_bundle(&forged, &[], VerifyAt::Now);
+    let chain = rep.signatures[0].checks.get("chain").unwrap();
+    assert!(chain.failed() && chain.reason.as_deref().unwrap().contains("is not signed by"), "{chain:?}");
     // expired leaf: fails now, verifies at sigT (archives), with both anchors configured
     let both_anchors: Vec<X509> = X509::stack_from_pem(&std::fs::read(&both).unwrap()).unwrap();
     let rep = verify_bundle(&expired_doc, &both_anchors, VerifyAt::Now);
