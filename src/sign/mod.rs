@@ -361,17 +361,38 @@ pub(crate) fn pinfls_of(resource: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// `object[key]` by a scan of its members: for the small objects of an entry or a resource header a
+/// scan touches less memory than serde_json's hashed lookup (hash table, bucket, key).
+fn member<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_object()?.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+}
+
 /// Finds the `fullUrl` of the signer's PractitionerRole entry: a PractitionerRole whose
 /// `practitioner` resolves to a Practitioner entry carrying the signer's PINFL. Among several,
 /// prefer one that is a Composition author, then an attester party, then the first.
 fn find_signer_role(bundle: &Value, pinfl: &str) -> Result<String, SignError> {
-    // One pass indexes the entries by fullUrl (the first of equal fullUrls wins, as in
-    // `canon::resolve_in_bundle`); resolving each PractitionerRole by a scan cost O(roles × entries).
+    // One pass over the entries (issue 7: the freshly parsed tree is cold, and each hashed lookup
+    // costs cache misses): the fullUrl index (the first of equal fullUrls wins, as in
+    // `canon::resolve_in_bundle`) and the PractitionerRoles with their `practitioner` reference.
     let all = entries(bundle);
     let mut by_url: rustc_hash::FxHashMap<&str, Option<&Value>> = rustc_hash::FxHashMap::default();
+    let mut candidates: Vec<(&str, &str)> = Vec::new();
     for e in all {
-        if let Some(u) = e.get("fullUrl").and_then(Value::as_str) {
-            by_url.entry(u).or_insert_with(|| e.get("resource"));
+        let (mut full_url, mut res) = (None, None);
+        for (k, v) in e.as_object().into_iter().flatten() {
+            match k.as_str() {
+                "fullUrl" => full_url = v.as_str(),
+                "resource" => res = Some(v),
+                _ => {}
+            }
+        }
+        let Some(u) = full_url else { continue };
+        by_url.entry(u).or_insert(res);
+        let Some(res) = res else { continue };
+        if member(res, "resourceType").and_then(Value::as_str) == Some("PractitionerRole") {
+            if let Some(pr) = member(res, "practitioner").and_then(|p| member(p, "reference")).and_then(Value::as_str) {
+                candidates.push((u, pr));
+            }
         }
     }
     let resolve = |reference: &str| match by_url.get(reference) {
@@ -379,19 +400,7 @@ fn find_signer_role(bundle: &Value, pinfl: &str) -> Result<String, SignError> {
         None => canon::resolve_in_bundle(bundle, reference),
     };
     let mut roles: Vec<&str> = Vec::new();
-    for e in all {
-        let Some(res) = e.get("resource") else {
-            continue;
-        };
-        if res.get("resourceType").and_then(Value::as_str) != Some("PractitionerRole") {
-            continue;
-        }
-        let Some(full_url) = e.get("fullUrl").and_then(Value::as_str) else {
-            continue;
-        };
-        let Some(pr) = res.get("practitioner").and_then(|p| p.get("reference")).and_then(Value::as_str) else {
-            continue;
-        };
+    for (full_url, pr) in candidates {
         let Some(p) = resolve(pr) else {
             continue;
         };
