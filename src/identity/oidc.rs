@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::OnceCell;
 
 #[derive(Clone, Debug)]
@@ -30,7 +30,19 @@ pub struct OidcClient {
     pinfl_claim: String,
     http: reqwest::Client,
     meta: Arc<OnceCell<Metadata>>,
+    jwks: Arc<tokio::sync::Mutex<JwksCache>>,
 }
+
+/// The provider's signing keys, kept between logins: fetched again after [`JWKS_TTL`], or when an
+/// ID token does not verify with the kept keys (key rotation), then at most once per
+/// [`JWKS_MIN_REFETCH`] so that bad tokens cannot make every login hit the provider.
+#[derive(Debug, Default)]
+struct JwksCache {
+    keys: Option<(Instant, Arc<josekit::jwk::JwkSet>)>,
+}
+
+const JWKS_TTL: Duration = Duration::from_secs(600);
+const JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
 
 /// Signature algorithms accepted on ID tokens (never `none`, never HMAC with a public secret).
 const ALGS: &[&str] = &["RS256", "PS256", "ES256"];
@@ -53,7 +65,27 @@ impl OidcClient {
             pinfl_claim: pinfl_claim.to_string(),
             http: super::http_client(),
             meta: Arc::new(OnceCell::new()),
+            jwks: Default::default(),
         }
+    }
+
+    /// The provider's JWKS, kept (see [`JwksCache`]); `refresh` asks for a fresh copy when the kept
+    /// one did not verify a token. One fetch at a time: concurrent logins wait for it.
+    async fn jwks(&self, m: &Metadata, refresh: bool) -> Result<Arc<josekit::jwk::JwkSet>, IdpError> {
+        let mut cache = self.jwks.lock().await;
+        if let Some((at, keys)) = &cache.keys {
+            let age = at.elapsed();
+            if age < JWKS_TTL && (!refresh || age < JWKS_MIN_REFETCH) {
+                return Ok(keys.clone());
+            }
+        }
+        let json = self.get_json(&m.jwks_uri, None).await?;
+        let keys = Arc::new(
+            josekit::jwk::JwkSet::from_bytes(serde_json::to_vec(&json).unwrap_or_default())
+                .map_err(|_| unavailable("the JWKS is malformed"))?,
+        );
+        cache.keys = Some((Instant::now(), keys.clone()));
+        Ok(keys)
     }
 
     async fn get_json(&self, url: &str, bearer: Option<&str>) -> Result<Value, IdpError> {
@@ -172,29 +204,33 @@ impl OidcClient {
             return Err(bad(&format!("uses algorithm `{alg}`, not one of {ALGS:?}")));
         }
         let kid = header.claim("kid").and_then(Value::as_str).map(str::to_string);
-        let jwks_json = self.get_json(&m.jwks_uri, None).await?;
-        let jwks = josekit::jwk::JwkSet::from_bytes(serde_json::to_vec(&jwks_json).unwrap_or_default())
-            .map_err(|_| unavailable("the JWKS is malformed"))?;
-        let candidates: Vec<&josekit::jwk::Jwk> = match &kid {
-            Some(k) => jwks.get(k),
-            None => jwks.keys(),
-        };
-        let mut payload = None;
-        for jwk in candidates {
-            let r = match alg.as_str() {
-                "RS256" => josekit::jws::RS256
-                    .verifier_from_jwk(jwk)
-                    .and_then(|v| josekit::jwt::decode_with_verifier(token, &v)),
-                "PS256" => josekit::jws::PS256
-                    .verifier_from_jwk(jwk)
-                    .and_then(|v| josekit::jwt::decode_with_verifier(token, &v)),
-                _ => josekit::jws::ES256
-                    .verifier_from_jwk(jwk)
-                    .and_then(|v| josekit::jwt::decode_with_verifier(token, &v)),
+        let verify_with = |jwks: &josekit::jwk::JwkSet| {
+            let candidates: Vec<&josekit::jwk::Jwk> = match &kid {
+                Some(k) => jwks.get(k),
+                None => jwks.keys(),
             };
-            if let Ok((p, _)) = r {
-                payload = Some(p);
-                break;
+            candidates.into_iter().find_map(|jwk| {
+                let r = match alg.as_str() {
+                    "RS256" => josekit::jws::RS256
+                        .verifier_from_jwk(jwk)
+                        .and_then(|v| josekit::jwt::decode_with_verifier(token, &v)),
+                    "PS256" => josekit::jws::PS256
+                        .verifier_from_jwk(jwk)
+                        .and_then(|v| josekit::jwt::decode_with_verifier(token, &v)),
+                    _ => josekit::jws::ES256
+                        .verifier_from_jwk(jwk)
+                        .and_then(|v| josekit::jwt::decode_with_verifier(token, &v)),
+                };
+                r.ok().map(|(p, _)| p)
+            })
+        };
+        let kept = self.jwks(m, false).await?;
+        let mut payload = verify_with(&kept);
+        if payload.is_none() {
+            // the provider may have rotated its keys since they were kept
+            let fresh = self.jwks(m, true).await?;
+            if !Arc::ptr_eq(&fresh, &kept) {
+                payload = verify_with(&fresh);
             }
         }
         let p = payload.ok_or_else(|| bad("signature does not verify with the provider's keys"))?;
@@ -242,4 +278,118 @@ pub fn identity_from_claims(c: &Map<String, Value>, pinfl_claim: &str) -> Result
         provider: "oidc".into(),
         session_hash: s("sid").map(sha256_hex),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{extract::State, routing::get, routing::post, Json, Router};
+    use josekit::jws::alg::ecdsa::EcdsaJwsSigner;
+    use josekit::jws::{JwsHeader, ES256};
+    use josekit::jwt::JwtPayload;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// A minimal OpenID Provider: discovery, a JWKS that counts its fetches, a token endpoint
+    /// that signs ID tokens with the current key (which may be missing from the JWKS).
+    #[derive(Clone)]
+    struct Op {
+        base: String,
+        jwks: Arc<Mutex<Value>>,
+        signer: Arc<Mutex<(String, EcdsaJwsSigner)>>,
+        nonce: Arc<Mutex<String>>,
+        fetches: Arc<AtomicUsize>,
+    }
+
+    fn key(kid: &str) -> (Value, EcdsaJwsSigner) {
+        let pair = ES256.generate_key_pair().unwrap();
+        let mut jwk = pair.to_jwk_public_key();
+        jwk.set_key_id(kid);
+        (serde_json::to_value(jwk.as_ref()).unwrap(), ES256.signer_from_jwk(&pair.to_jwk_private_key()).unwrap())
+    }
+
+    async fn serve() -> Op {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (jwk, signer) = key("a");
+        let op = Op {
+            base: base.clone(),
+            jwks: Arc::new(Mutex::new(serde_json::json!({ "keys": [jwk] }))),
+            signer: Arc::new(Mutex::new(("a".into(), signer))),
+            nonce: Default::default(),
+            fetches: Default::default(),
+        };
+        let app = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(|State(op): State<Op>| async move {
+                    Json(serde_json::json!({ "issuer": op.base, "authorization_endpoint": format!("{}/auth", op.base),
+                        "token_endpoint": format!("{}/token", op.base), "jwks_uri": format!("{}/jwks", op.base) }))
+                }),
+            )
+            .route(
+                "/jwks",
+                get(|State(op): State<Op>| async move {
+                    op.fetches.fetch_add(1, Ordering::SeqCst);
+                    Json(op.jwks.lock().unwrap().clone())
+                }),
+            )
+            .route(
+                "/token",
+                post(|State(op): State<Op>| async move {
+                    let (kid, signer) = &*op.signer.lock().unwrap();
+                    let mut h = JwsHeader::new();
+                    h.set_token_type("JWT");
+                    h.set_key_id(kid);
+                    let mut p = JwtPayload::new();
+                    p.set_issuer(&op.base);
+                    p.set_audience(vec!["hujjat"]);
+                    p.set_subject("31507851230012");
+                    p.set_issued_at(&SystemTime::now());
+                    p.set_expires_at(&(SystemTime::now() + Duration::from_secs(300)));
+                    p.set_claim("nonce", Some(Value::String(op.nonce.lock().unwrap().clone()))).unwrap();
+                    p.set_claim("name", Some(Value::String("Karimov Aziz".into()))).unwrap();
+                    let t = josekit::jwt::encode_with_signer(&p, &h, signer).unwrap();
+                    Json(serde_json::json!({ "id_token": t, "token_type": "Bearer" }))
+                }),
+            )
+            .with_state(op.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        op
+    }
+
+    async fn login(c: &OidcClient, op: &Op) -> Result<Identity, IdpError> {
+        let req = LoginRequest::new("en");
+        *op.nonce.lock().unwrap() = req.nonce.clone();
+        c.complete("code", None, &req).await
+    }
+
+    /// Logins reuse the kept JWKS; a rotated key is fetched once; a token no key verifies is
+    /// refused without fetching the JWKS again within the refetch interval.
+    #[tokio::test]
+    async fn jwks_is_kept_and_refetched_on_rotation() {
+        let op = serve().await;
+        let c = OidcClient::new(&op.base, "hujjat", None, "http://127.0.0.1/cb", "sub");
+        for _ in 0..3 {
+            assert_eq!(login(&c, &op).await.unwrap().pinfl, "31507851230012");
+        }
+        assert_eq!(op.fetches.load(Ordering::SeqCst), 1, "three logins, one JWKS fetch");
+
+        // rotation: the provider signs with a new key and publishes it
+        let (jwk, signer) = key("b");
+        *op.jwks.lock().unwrap() = serde_json::json!({ "keys": [jwk] });
+        *op.signer.lock().unwrap() = ("b".into(), signer);
+        c.jwks.lock().await.keys.as_mut().unwrap().0 -= JWKS_MIN_REFETCH; // the kept copy is old enough
+        login(&c, &op).await.unwrap();
+        login(&c, &op).await.unwrap();
+        assert_eq!(op.fetches.load(Ordering::SeqCst), 2, "one fetch for the new key");
+
+        // a token signed with a key the provider does not publish: refused, and no fetch storm
+        let (_, rogue) = key("c");
+        *op.signer.lock().unwrap() = ("c".into(), rogue);
+        for _ in 0..3 {
+            assert!(matches!(login(&c, &op).await, Err(IdpError::Rejected(_))));
+        }
+        assert_eq!(op.fetches.load(Ordering::SeqCst), 2, "no refetch within JWKS_MIN_REFETCH");
+    }
 }
