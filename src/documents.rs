@@ -26,6 +26,30 @@ pub struct Stored {
     pub bundle: String,
 }
 
+/// A composed version as it is stored: texts and search columns (see [`Documents::compose`]).
+pub(crate) struct Composed {
+    pub bundle_identifier: String,
+    /// the exact bytes of the Bundle
+    pub text: String,
+    pub input_text: String,
+    pub pinfl: Option<String>,
+    pub date: Option<String>,
+    pub org: Option<String>,
+}
+
+impl Composed {
+    pub fn version(&self) -> NewVersion<'_> {
+        NewVersion {
+            bundle_identifier: &self.bundle_identifier,
+            input: &self.input_text,
+            bundle: &self.text,
+            patient_pinfl: self.pinfl.as_deref(),
+            composition_date: self.date.as_deref(),
+            organization: self.org.as_deref(),
+        }
+    }
+}
+
 /// `W/"3"`, `"3"` → 3
 pub fn parse_etag(s: &str) -> Option<i64> {
     let s = s.trim();
@@ -58,17 +82,33 @@ impl Documents {
         }
     }
 
+    /// Composes a version ready to store. `replaces`: the identifier of the Composition an
+    /// amendment replaces (`relatesTo replaces`, archive lifecycle). The input and Bundle trees are
+    /// gone when this returns — they are about ten times the size of their text, and a caller would
+    /// otherwise hold them while its write waits its turn (issue 7: peak memory under load).
     pub(crate) fn compose(
         &self,
         form: &str,
-        input: &Value,
+        input: Value,
         document_id: Uuid,
-    ) -> Result<(Value, String, Uuid), AppError> {
+        replaces: Option<&Value>,
+    ) -> Result<Composed, AppError> {
         let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
         let ctx = ComposeContext::new(document_id, chrono::Local::now().fixed_offset());
-        let bundle = def.compose(input, &ctx)?;
-        let text = serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))?;
-        Ok((bundle, text, ctx.bundle_id))
+        let mut bundle = def.compose(&input, &ctx)?;
+        if let Some(ident) = replaces {
+            crate::archive::lifecycle::add_relates_to(&mut bundle, ident)?;
+        }
+        let internal = |e: serde_json::Error| AppError::Internal(e.into());
+        let (pinfl, date, org) = index_fields(&input, &bundle);
+        Ok(Composed {
+            bundle_identifier: format!("urn:uuid:{}", ctx.bundle_id),
+            text: serde_json::to_string(&bundle).map_err(internal)?,
+            input_text: serde_json::to_string(&input).map_err(internal)?,
+            pinfl,
+            date,
+            org,
+        })
     }
 
     pub async fn create(&self, client: &Client, form: &str, body: Value) -> Result<Stored, AppError> {
@@ -79,12 +119,7 @@ impl Documents {
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s).ok())
             .unwrap_or_else(Uuid::new_v4);
-        let (bundle, text, bundle_id) = self.compose(form, &input, id)?;
-        let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
-        let (pinfl, date, org) = index_fields(&input, &bundle);
-        // The trees are ten times the size of their text: not kept while the write waits its
-        // turn (issue 7: peak memory under load is the in-flight requests' trees).
-        drop((bundle, input));
+        let c = self.compose(form, input, id, None)?;
         let def_form = self.composer.get(form).map(|d| d.form.clone()).unwrap_or_default();
         let audit = crate::archive::audit::AuditEntry::new(
             crate::archive::audit::Event::Create,
@@ -96,19 +131,12 @@ impl Documents {
                 &id.to_string(),
                 &def_form,
                 &client.id,
-                &NewVersion {
-                    bundle_identifier: &format!("urn:uuid:{bundle_id}"),
-                    input: &input_text,
-                    bundle: &text,
-                    patient_pinfl: pinfl.as_deref(),
-                    composition_date: date.as_deref(),
-                    organization: org.as_deref(),
-                },
+                &c.version(),
                 Some(&crate::archive::WriteHook::audit(audit)),
             )
             .await?;
         tracing::info!(document = %id, form = %def_form, client = %client.id, "document created");
-        Ok(Stored { id: id.to_string(), version: 1, bundle: text })
+        Ok(Stored { id: id.to_string(), version: 1, bundle: c.text })
     }
 
     pub async fn update(
@@ -147,14 +175,7 @@ impl Documents {
         let uuid = Uuid::parse_str(&doc.id).map_err(|e| AppError::Internal(e.into()))?;
         // an amendment keeps its `relatesTo replaces` (archive lifecycle)
         let replaced = crate::archive::lifecycle::replaced_composition(&self.store, id).await?;
-        let (mut bundle, mut text, bundle_id) = self.compose(&doc.form, &input, uuid)?;
-        if let Some(ident) = &replaced {
-            crate::archive::lifecycle::add_relates_to(&mut bundle, ident)?;
-            text = serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))?;
-        }
-        let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
-        let (pinfl, date, org) = index_fields(&input, &bundle);
-        drop((bundle, input)); // not held while the write waits (see `create`)
+        let c = self.compose(&doc.form, input, uuid, replaced.as_ref())?;
         let audit = crate::archive::audit::AuditEntry::new(
             crate::archive::audit::Event::Update,
             crate::archive::audit::Agent::client(client),
@@ -162,24 +183,12 @@ impl Documents {
         .document(id, Some(expected + 1));
         let v = self
             .store
-            .update_document_audited(
-                id,
-                expected,
-                &NewVersion {
-                    bundle_identifier: &format!("urn:uuid:{bundle_id}"),
-                    input: &input_text,
-                    bundle: &text,
-                    patient_pinfl: pinfl.as_deref(),
-                    composition_date: date.as_deref(),
-                    organization: org.as_deref(),
-                },
-                Some(&crate::archive::WriteHook::audit(audit)),
-            )
+            .update_document_audited(id, expected, &c.version(), Some(&crate::archive::WriteHook::audit(audit)))
             .await?;
         match v {
             Some(version) => {
                 tracing::info!(document = %id, version, "document updated");
-                Ok(Stored { id: id.to_string(), version, bundle: text })
+                Ok(Stored { id: id.to_string(), version, bundle: c.text })
             }
             None => {
                 // Lost the race, or the document was frozen meanwhile.
@@ -311,8 +320,9 @@ impl Documents {
     }
 }
 
-/// The search columns of a version, read from the trees already in hand (never by re-parsing the
-/// stored text): the patient's PINFL, the Composition's date, the organization's tax id.
+/// The search columns of a version: the patient's PINFL, the Composition's date, the
+/// organization's tax id. A new version takes them from the trees it was composed from
+/// (`Documents::compose`); only the start-up backfill parses stored text for them.
 pub(crate) fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>, Option<String>) {
     let pinfl = input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(str::to_string);
     let org = input.get("organization").and_then(|o| o.get("taxId")).and_then(Value::as_str).map(str::to_string);

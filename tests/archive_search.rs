@@ -418,3 +418,33 @@ async fn search_matches_brute_force_on_a_thousand_documents() {
         t0.elapsed()
     );
 }
+
+/// The start-up backfill (rows written before the search columns existed) fills `composition_at`
+/// and `organization` exactly as a create does: both read the same fields, one from the composed
+/// trees, the other from the stored text.
+#[tokio::test]
+async fn backfill_fills_the_search_columns_as_a_create_does() {
+    use sqlx::Row;
+    let app = TestApp::spawn().await;
+    let id = create(&app, &Cred::demo(), "003", &example_003()).await;
+    let store = &app.state.docs.store;
+    let columns = || async {
+        let r = sqlx::query("SELECT composition_at, organization FROM documents WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        (r.get::<Option<String>, _>("composition_at"), r.get::<Option<String>, _>("organization"))
+    };
+    let written = columns().await;
+    assert!(written.0.as_deref().is_some_and(|d| d.ends_with('Z')), "{written:?}");
+    assert_eq!(written.1.as_deref(), Some("201234567"), "organization.taxId of the example");
+
+    sqlx::query("UPDATE documents SET composition_at = NULL, organization = NULL WHERE id = $1")
+        .bind(&id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    hujjat::archive::prepare(store).await.unwrap();
+    assert_eq!(columns().await, written);
+}

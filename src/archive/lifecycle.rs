@@ -18,7 +18,6 @@ use super::{entry, WriteHook};
 use crate::documents::{Documents, Stored};
 use crate::error::{AppError, Issue};
 use crate::store::clients::Client;
-use crate::store::documents::NewVersion;
 use crate::store::Store;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -140,9 +139,8 @@ pub async fn replaced_by(store: &Store, id: &str) -> Result<Vec<String>, AppErro
 }
 
 /// For `Documents::update` of a draft: the identifier of the Composition an amendment replaces
-/// (its recomposed Bundle gets the `relatesTo replaces` again with [`add_relates_to`]), or `None`
-/// when the document is no amendment. Read before composing, so that no Bundle tree is held while
-/// the database answers.
+/// (`Documents::compose` gives the recomposed Bundle its `relatesTo replaces` again), or `None`
+/// when the document is no amendment.
 pub async fn replaced_composition(store: &Store, id: &str) -> Result<Option<Value>, AppError> {
     let Some(old) = replaces(store, id).await? else { return Ok(None) };
     let old_doc = store.document(&old).await?.ok_or_else(|| AppError::Internal(anyhow::anyhow!("lost relation")))?;
@@ -190,37 +188,17 @@ pub async fn amend(docs: &Documents, client: &Client, old_id: &str, body: Value)
             "an amendment is a new document: send a new documentId or none",
         )]));
     }
-    let (mut bundle, _text, bundle_id) = docs.compose(&old.form, &input, id)?;
     let ident = composition_identifier(&docs.store, old_id, old.version).await?;
-    add_relates_to(&mut bundle, &ident)?;
-    let text = serde_json::to_string(&bundle).map_err(|e| AppError::Internal(e.into()))?;
-    let input_text = serde_json::to_string(&input).map_err(|e| AppError::Internal(e.into()))?;
-    let (pinfl, date, org) = crate::documents::index_fields(&input, &bundle);
-    drop((bundle, input)); // not held while the write waits (see `Documents::create`)
+    let c = docs.compose(&old.form, input, id, Some(&ident))?;
     let hook = WriteHook {
         audit: AuditEntry::new(Event::Amend, Agent::client(client))
             .document(&id.to_string(), Some(1))
             .detail(json!({"replaces": old_id})),
         replaces: Some(old_id.to_string()),
     };
-    docs.store
-        .create_document_audited(
-            &id.to_string(),
-            &old.form,
-            &client.id,
-            &NewVersion {
-                bundle_identifier: &format!("urn:uuid:{bundle_id}"),
-                input: &input_text,
-                bundle: &text,
-                patient_pinfl: pinfl.as_deref(),
-                composition_date: date.as_deref(),
-                organization: org.as_deref(),
-            },
-            Some(&hook),
-        )
-        .await?;
+    docs.store.create_document_audited(&id.to_string(), &old.form, &client.id, &c.version(), Some(&hook)).await?;
     tracing::info!(document = %id, replaces = %old_id, client = %client.id, "amendment created");
-    Ok(Stored { id: id.to_string(), version: 1, bundle: text })
+    Ok(Stored { id: id.to_string(), version: 1, bundle: c.text })
 }
 
 /// `POST /documents/{id}/$entered-in-error`: the owning MIS client or an admin, with a reason.

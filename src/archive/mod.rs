@@ -59,13 +59,13 @@ impl WriteHook {
     }
 }
 
-/// The search columns of a version: Composition.date (UTC) and the organization's tax id.
+/// The search columns of a stored version (start-up backfill): Composition.date (UTC) and the
+/// organization's tax id, read as `Documents::compose` reads them for a new version.
 pub fn index_columns(bundle: &str, input: &str) -> (String, Option<String>) {
     let b: Value = serde_json::from_str(bundle).unwrap_or(Value::Null);
-    let date = b.pointer("/entry/0/resource/date").and_then(Value::as_str).map(search::normalize_instant);
     let i: Value = serde_json::from_str(input).unwrap_or(Value::Null);
-    let org = i.pointer("/organization/taxId").and_then(Value::as_str).map(str::to_string);
-    (date.unwrap_or_default(), org)
+    let (_, date, org) = crate::documents::index_fields(&i, &b);
+    (date.as_deref().map(search::normalize_instant).unwrap_or_default(), org)
 }
 
 /// Called by the store inside the transaction that writes a document version (see module docs).
