@@ -94,10 +94,12 @@ pub fn signing_input_sha256(h64: &str, payload: &[u8]) -> [u8; 32] {
     let mut hasher = openssl::sha::Sha256::new();
     hasher.update(h64.as_bytes());
     hasher.update(b".");
+    // base64-simd (SSSE3/AVX2, chosen at run time): the `base64` crate's encoder was ~7% of
+    // verifying the Form 003 Bundle; both give the same RFC 4648 §5 text (tested below)
     let mut buf = [0u8; CHUNK / 3 * 4];
     for chunk in payload.chunks(CHUNK) {
-        let n = URL_SAFE_NO_PAD.encode_slice(chunk, &mut buf).expect("the buffer holds a whole chunk");
-        hasher.update(&buf[..n]);
+        let text = base64_simd::URL_SAFE_NO_PAD.encode(chunk, base64_simd::Out::from_slice(&mut buf));
+        hasher.update(text);
     }
     hasher.finish()
 }
@@ -134,5 +136,23 @@ pub fn verify_es256_digest<T: HasPublic>(digest: &[u8; 32], raw: &[u8], key: &Ec
         Ok(true) => Ok(()),
         Ok(false) => Err("signature verification failed".into()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streamed digest is the digest of the signing input built the plain way, for payload
+    /// lengths around the 3 072-byte chunk and the SIMD blocks, and for every byte value.
+    #[test]
+    fn streamed_signing_input_digest_matches_the_plain_one() {
+        let payload: Vec<u8> = (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let h = b64url(br#"{"alg":"ES256"}"#);
+        for n in (0..70).chain(3_000..3_200).chain([6_143, 6_144, 6_145, 9_216, 10_000]) {
+            let plain = format!("{h}.{}", b64url(&payload[..n]));
+            let want: [u8; 32] = openssl::sha::sha256(plain.as_bytes());
+            assert_eq!(signing_input_sha256(&h, &payload[..n]), want, "payload length {n}");
+        }
     }
 }
