@@ -190,9 +190,9 @@ fn own_writer_equals_the_reference_implementation_on_random_values() {
         '\u{10ffff}',
     ];
     fn text(rng: &mut impl Rng) -> String {
-        // short keys and strings, and long ones that the writer scans eight bytes at a time
-        // (mostly plain ASCII, so that clean eight-byte runs and escapes both occur)
-        let n = if rng.random_range(0..3) == 0 { rng.random_range(8..48) } else { rng.random_range(0..6) };
+        // short keys and strings, and long ones that the writer scans sixteen and eight bytes at a
+        // time (mostly plain ASCII, so that clean runs and escapes at every offset both occur)
+        let n = if rng.random_range(0..3) == 0 { rng.random_range(8..100) } else { rng.random_range(0..6) };
         (0..n)
             .map(|_| match rng.random_range(0..3) {
                 0 => CHARS[rng.random_range(0..CHARS.len())],
