@@ -448,3 +448,48 @@ async fn backfill_fills_the_search_columns_as_a_create_does() {
     hujjat::archive::prepare(store).await.unwrap();
     assert_eq!(columns().await, written);
 }
+
+/// A new version of a draft rewrites the search columns with the row (`PUT /documents/{id}`):
+/// search by the new organization and date finds the document, by the old ones it does not.
+#[tokio::test]
+async fn an_update_rewrites_the_search_columns() {
+    let app = TestApp::spawn().await;
+    let cred = Cred::demo();
+    let who = As::Client(cred.clone());
+    let mut input = example_003();
+    let id = create(&app, &cred, "003", &input).await;
+    let found = |query: String| {
+        let app = &app;
+        let who = &who;
+        async move {
+            let r = req(app, Method::GET, &format!("/Bundle?type=document&{query}"), who).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let b: Value = r.json().await.unwrap();
+            b["entry"].as_array().map(Vec::len).unwrap_or(0)
+        }
+    };
+    let (old_org, old_day) = ("201234567", "2026-03-02");
+    assert_eq!(input["organization"]["taxId"], old_org);
+    assert!(input["primaryExamination"]["examinationDateTime"].as_str().unwrap().starts_with(old_day));
+    assert_eq!(found(format!("organization={old_org}&composition.date={old_day}")).await, 1);
+
+    input["organization"]["taxId"] = "209876543".into();
+    input["primaryExamination"]["examinationDateTime"] = "2026-04-15T09:30:00+05:00".into();
+    input["documentId"] = id.clone().into();
+    let r = req(&app, Method::PUT, &format!("/documents/{id}"), &who)
+        .header("if-match", "W/\"1\"")
+        .json(&input)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+
+    assert_eq!(found(format!("organization={old_org}")).await, 0);
+    assert_eq!(found(format!("composition.date={old_day}")).await, 0);
+    assert_eq!(found("organization=209876543&composition.date=2026-04-15".into()).await, 1);
+    // 09:30 in Tashkent is 04:30 UTC
+    assert_eq!(
+        found("composition.date=ge2026-04-15T04:30:00Z&composition.date=le2026-04-15T04:30:00Z".into()).await,
+        1
+    );
+}

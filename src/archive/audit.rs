@@ -429,11 +429,11 @@ fn now() -> String {
 /// Append one record inside the caller's transaction (see the module docs for the locking).
 /// Call it as the last write of the transaction.
 pub async fn append(conn: &mut sqlx::AnyConnection, e: &AuditEntry) -> Result<AuditRecord, AppError> {
-    let r = sqlx::query("UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1").execute(&mut *conn).await?;
-    if r.rows_affected() != 1 {
-        return Err(AppError::Internal(anyhow::anyhow!("the audit chain head is missing")));
-    }
-    let head = sqlx::query("SELECT seq, hash FROM audit_chain_head WHERE id = 1").fetch_one(&mut *conn).await?;
+    // one statement takes the next number and locks the head until the transaction ends
+    let head = sqlx::query("UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the audit chain head is missing")))?;
     let mut rec = AuditRecord {
         seq: head.try_get("seq")?,
         id: uuid::Uuid::new_v4().to_string(),

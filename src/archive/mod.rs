@@ -11,9 +11,10 @@
 //! - [`api`] and [`ui`]: the HTTP endpoints and the server-rendered pages. People log in through
 //!   the identity module's browser login ([`crate::iframe::login`]).
 //!
-//! Writes of document versions call [`on_write`] inside their transaction: it fills the search
-//! columns (`composition_at`, `organization`), records amendment relations, supersedes a replaced
-//! document when its amendment is first signed, and appends the audit record — all or nothing.
+//! Writes of document versions fill the search columns (`composition_at`, `organization`) in the
+//! statement that writes the row, and call [`on_write`] inside their transaction: it records
+//! amendment relations, supersedes a replaced document when its amendment is first signed, and
+//! appends the audit record — all or nothing.
 
 pub mod access;
 pub mod api;
@@ -25,7 +26,6 @@ pub mod search;
 pub mod ui;
 
 use crate::error::AppError;
-use crate::store::documents::NewVersion;
 use crate::store::{Backend, Store};
 use crate::web::AppState;
 use audit::{AuditEntry, Event};
@@ -68,25 +68,9 @@ pub fn index_columns(bundle: &str, input: &str) -> (String, Option<String>) {
     (date.as_deref().map(search::normalize_instant).unwrap_or_default(), org)
 }
 
-/// Called by the store inside the transaction that writes a document version (see module docs).
-/// `version` is the content written (`None` for a signature: the content is frozen).
-pub async fn on_write(
-    conn: &mut sqlx::AnyConnection,
-    id: &str,
-    version: Option<&NewVersion<'_>>,
-    hook: Option<&WriteHook>,
-) -> Result<(), AppError> {
-    if let Some(v) = version {
-        // the caller read these from the trees it composed: no re-parse of the stored text here
-        let at = v.composition_date.map(search::normalize_instant).unwrap_or_default();
-        let org = v.organization;
-        sqlx::query("UPDATE documents SET composition_at = $1, organization = $2 WHERE id = $3")
-            .bind(at)
-            .bind(org)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
+/// Called by the store inside the transaction that writes a document version or a signature (see
+/// module docs). The search columns are written by the store's own INSERT / UPDATE of the row.
+pub async fn on_write(conn: &mut sqlx::AnyConnection, id: &str, hook: Option<&WriteHook>) -> Result<(), AppError> {
     let Some(hook) = hook else { return Ok(()) };
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     if let Some(old) = &hook.replaces {

@@ -33,6 +33,14 @@ pub struct NewVersion<'a> {
     pub organization: Option<&'a str>,
 }
 
+impl NewVersion<'_> {
+    /// The archive's search column for `Composition.date`: the instant it starts, in UTC (empty
+    /// when the document has no date). Written with the row, in the same statement.
+    pub fn composition_at(&self) -> String {
+        self.composition_date.map(crate::archive::search::normalize_instant).unwrap_or_default()
+    }
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -63,8 +71,9 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
-            "INSERT INTO documents (id, form, client_id, version, state, patient_pinfl, composition_date, created_at, updated_at)
-             VALUES ($1, $2, $3, 1, 'draft', $4, $5, $6, $6)",
+            "INSERT INTO documents (id, form, client_id, version, state, patient_pinfl, composition_date, created_at, updated_at,
+                                    composition_at, organization)
+             VALUES ($1, $2, $3, 1, 'draft', $4, $5, $6, $6, $7, $8)",
         )
         .bind(id)
         .bind(form)
@@ -72,6 +81,8 @@ impl Store {
         .bind(v.patient_pinfl)
         .bind(v.composition_date)
         .bind(&t)
+        .bind(v.composition_at())
+        .bind(v.organization)
         .execute(&mut *tx)
         .await;
         if let Err(e) = r {
@@ -83,7 +94,7 @@ impl Store {
             return Err(e.into());
         }
         insert_version(&mut tx, id, 1, v, &t).await?;
-        crate::archive::on_write(&mut tx, id, Some(v), archive).await?;
+        crate::archive::on_write(&mut tx, id, archive).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -107,12 +118,15 @@ impl Store {
         // The conditional UPDATE is the lock: of two writers with the same If-Match exactly one
         // changes a row; the other sees 0 rows and gets 412.
         let r = sqlx::query(
-            "UPDATE documents SET version = version + 1, updated_at = $1, patient_pinfl = $2, composition_date = $3
-             WHERE id = $4 AND version = $5 AND state = 'draft'",
+            "UPDATE documents SET version = version + 1, updated_at = $1, patient_pinfl = $2, composition_date = $3,
+                                  composition_at = $4, organization = $5
+             WHERE id = $6 AND version = $7 AND state = 'draft'",
         )
         .bind(&t)
         .bind(v.patient_pinfl)
         .bind(v.composition_date)
+        .bind(v.composition_at())
+        .bind(v.organization)
         .bind(id)
         .bind(expected)
         .execute(&mut *tx)
@@ -123,7 +137,7 @@ impl Store {
         }
         let next = expected + 1;
         insert_version(&mut tx, id, next, v, &t).await?;
-        crate::archive::on_write(&mut tx, id, Some(v), archive).await?;
+        crate::archive::on_write(&mut tx, id, archive).await?;
         tx.commit().await?;
         Ok(Some(next))
     }
@@ -295,7 +309,7 @@ impl Store {
         // queued for the DHP in this same transaction once the form's signatures are complete
         crate::submit::outbox::enqueue_if_complete(&mut tx, &self.required_signatures, id, next, bundle_identifier, &t)
             .await?;
-        crate::archive::on_write(&mut tx, id, None, archive).await?;
+        crate::archive::on_write(&mut tx, id, archive).await?;
         tx.commit().await?;
         Ok(Some(next))
     }
