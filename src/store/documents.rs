@@ -68,7 +68,7 @@ impl Store {
         archive: Option<&crate::archive::WriteHook>,
     ) -> Result<(), AppError> {
         let t = now();
-        let _turn = self.write_turn().await;
+        let _turn = self.bulk_write_turn().await;
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
             "INSERT INTO documents (id, form, client_id, version, state, patient_pinfl, composition_date, created_at, updated_at,
@@ -113,7 +113,7 @@ impl Store {
         archive: Option<&crate::archive::WriteHook>,
     ) -> Result<Option<i64>, AppError> {
         let t = now();
-        let _turn = self.write_turn().await;
+        let _turn = self.bulk_write_turn().await;
         let mut tx = self.pool.begin().await?;
         // The conditional UPDATE is the lock: of two writers with the same If-Match exactly one
         // changes a row; the other sees 0 rows and gets 412.
@@ -259,7 +259,7 @@ impl Store {
         archive: Option<&crate::archive::WriteHook>,
     ) -> Result<Option<i64>, AppError> {
         let t = now();
-        let _turn = self.write_turn().await;
+        let _turn = self.bulk_write_turn().await;
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
             "UPDATE documents SET version = version + 1, updated_at = $1, state = 'signed'

@@ -28,6 +28,18 @@ pub struct Store {
     /// of meeting SQLITE_BUSY, whose busy handler sleeps in steps of up to 100 ms (issue 7: the
     /// p99 of POST /forms/003/documents under load). `None` on PostgreSQL.
     pub write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    /// Writers of document versions (165 kB Bundles: a create, an update, a signature) queue here
+    /// first, so at most one of them waits for `write_lock` at a time. A short write — the audit
+    /// record of a read, an outbox update, a role change — then waits for at most two version
+    /// writes instead of every one queued (tokio's mutex is FIFO): under a burst of creates, a
+    /// `GET /documents/{id}` (whose audit record is a write) is not held up by all of them.
+    pub bulk_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// A write turn (see [`Store::write_turn`] and [`Store::bulk_write_turn`]); nothing on PostgreSQL.
+pub struct WriteTurn {
+    _write: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _bulk: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Store {
@@ -71,15 +83,26 @@ impl Store {
         let pool = opts.connect(url).await?;
         MIGRATOR.run(&pool).await?;
         let write_lock = (backend == Backend::Sqlite).then(Default::default);
-        Ok(Store { pool, backend, required_signatures: Default::default(), write_lock })
+        let bulk_lock = (backend == Backend::Sqlite).then(Default::default);
+        Ok(Store { pool, backend, required_signatures: Default::default(), write_lock, bulk_lock })
     }
 
-    /// Taken before a write transaction begins and held until it ends (see `write_lock`).
-    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match &self.write_lock {
+    /// Taken before a short write transaction begins and held until it ends (see `write_lock`).
+    pub async fn write_turn(&self) -> WriteTurn {
+        let write = match &self.write_lock {
             Some(m) => Some(m.clone().lock_owned().await),
             None => None,
-        }
+        };
+        WriteTurn { _write: write, _bulk: None }
+    }
+
+    /// [`Store::write_turn`] for a transaction that writes a document version (see `bulk_lock`).
+    pub async fn bulk_write_turn(&self) -> WriteTurn {
+        let bulk = match &self.bulk_lock {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        };
+        WriteTurn { _bulk: bulk, ..self.write_turn().await }
     }
 
     pub async fn healthy(&self) -> Result<(), AppError> {
@@ -95,5 +118,49 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
             d.is_unique_violation() || d.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A short write waits for at most one document-version write besides the one in progress,
+    /// however many are queued (all in one FIFO queue, it would come after every one of them).
+    #[tokio::test]
+    async fn a_short_write_does_not_wait_for_every_queued_version_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display())).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = store.bulk_write_turn().await;
+        let mut tasks = Vec::new();
+        for i in 0..5 {
+            let (store, order) = (store.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let _turn = store.bulk_write_turn().await;
+                order.lock().unwrap().push(format!("version {i}"));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }));
+            // queue them in this order
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (s, o) = (store.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let _turn = s.write_turn().await;
+            o.lock().unwrap().push("short".to_string());
+        }));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(first);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order.len(), 6, "{order:?}");
+        let short = order.iter().position(|s| s == "short").unwrap();
+        assert!(short <= 1, "the short write came after {short} version writes: {order:?}");
+        // the version writes keep their order
+        let versions: Vec<_> = order.iter().filter(|s| *s != "short").cloned().collect();
+        assert_eq!(versions, (0..5).map(|i| format!("version {i}")).collect::<Vec<_>>());
     }
 }
