@@ -94,6 +94,7 @@ impl Store {
             return Err(e.into());
         }
         insert_version(&mut tx, id, 1, v, &t).await?;
+        let _commit = self.commit_turn().await;
         crate::archive::on_write(&mut tx, id, archive).await?;
         tx.commit().await?;
         Ok(())
@@ -137,6 +138,7 @@ impl Store {
         }
         let next = expected + 1;
         insert_version(&mut tx, id, next, v, &t).await?;
+        let _commit = self.commit_turn().await;
         crate::archive::on_write(&mut tx, id, archive).await?;
         tx.commit().await?;
         Ok(Some(next))
@@ -309,6 +311,7 @@ impl Store {
         // queued for the DHP in this same transaction once the form's signatures are complete
         crate::submit::outbox::enqueue_if_complete(&mut tx, &self.required_signatures, id, next, bundle_identifier, &t)
             .await?;
+        let _commit = self.commit_turn().await;
         crate::archive::on_write(&mut tx, id, archive).await?;
         tx.commit().await?;
         Ok(Some(next))

@@ -83,7 +83,7 @@ impl Store {
         let pool = opts.connect(url).await?;
         MIGRATOR.run(&pool).await?;
         let write_lock = (backend == Backend::Sqlite).then(Default::default);
-        let bulk_lock = (backend == Backend::Sqlite).then(Default::default);
+        let bulk_lock = Some(Default::default());
         Ok(Store { pool, backend, required_signatures: Default::default(), write_lock, bulk_lock })
     }
 
@@ -97,12 +97,31 @@ impl Store {
     }
 
     /// [`Store::write_turn`] for a transaction that writes a document version (see `bulk_lock`).
+    /// On PostgreSQL, nothing: such a transaction takes [`Store::commit_turn`] before its audit
+    /// record instead.
     pub async fn bulk_write_turn(&self) -> WriteTurn {
+        if self.backend != Backend::Sqlite {
+            return WriteTurn { _write: None, _bulk: None };
+        }
         let bulk = match &self.bulk_lock {
             Some(m) => Some(m.clone().lock_owned().await),
             None => None,
         };
         WriteTurn { _bulk: bulk, ..self.write_turn().await }
+    }
+
+    /// PostgreSQL: taken by a document-version transaction of this node just before it appends its
+    /// audit record, held until it commits. Every audit record locks the chain head row
+    /// (`audit::append`) until its transaction ends, and PostgreSQL queues waiters for a row in
+    /// order; without this turn, a read's audit record waited behind every create of the node
+    /// (mixed load: `GET` p50 60 ms). The inserts of the 165 kB versions still overlap.
+    /// On SQLite, nothing: [`Store::bulk_write_turn`] already holds the whole transaction.
+    pub async fn commit_turn(&self) -> WriteTurn {
+        let bulk = match (&self.bulk_lock, self.backend) {
+            (Some(m), Backend::Postgres) => Some(m.clone().lock_owned().await),
+            _ => None,
+        };
+        WriteTurn { _write: None, _bulk: bulk }
     }
 
     pub async fn healthy(&self) -> Result<(), AppError> {
