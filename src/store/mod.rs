@@ -32,7 +32,8 @@ pub struct Store {
     /// first, so at most one of them waits for `write_lock` at a time. A short write — the audit
     /// record of a read, an outbox update, a role change — then waits for at most two version
     /// writes instead of every one queued (tokio's mutex is FIFO): under a burst of creates, a
-    /// `GET /documents/{id}` (whose audit record is a write) is not held up by all of them.
+    /// `GET /documents/{id}` (whose audit record is a write) is not held up by all of them. On
+    /// PostgreSQL the same lock is [`Store::commit_turn`].
     pub bulk_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
