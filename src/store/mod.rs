@@ -34,10 +34,10 @@ pub struct Store {
     /// writes instead of every one queued (tokio's mutex is FIFO): under a burst of creates, a
     /// `GET /documents/{id}` (whose audit record is a write) is not held up by all of them. On
     /// PostgreSQL the same lock is [`Store::commit_turn`].
-    pub bulk_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    pub bulk_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A write turn (see [`Store::write_turn`] and [`Store::bulk_write_turn`]); nothing on PostgreSQL.
+/// A write turn: see [`Store::write_turn`], [`Store::bulk_write_turn`] and [`Store::commit_turn`].
 pub struct WriteTurn {
     _write: Option<tokio::sync::OwnedMutexGuard<()>>,
     _bulk: Option<tokio::sync::OwnedMutexGuard<()>>,
@@ -84,8 +84,7 @@ impl Store {
         let pool = opts.connect(url).await?;
         MIGRATOR.run(&pool).await?;
         let write_lock = (backend == Backend::Sqlite).then(Default::default);
-        let bulk_lock = Some(Default::default());
-        Ok(Store { pool, backend, required_signatures: Default::default(), write_lock, bulk_lock })
+        Ok(Store { pool, backend, required_signatures: Default::default(), write_lock, bulk_lock: Default::default() })
     }
 
     /// Taken before a short write transaction begins and held until it ends (see `write_lock`).
@@ -104,11 +103,8 @@ impl Store {
         if self.backend != Backend::Sqlite {
             return WriteTurn { _write: None, _bulk: None };
         }
-        let bulk = match &self.bulk_lock {
-            Some(m) => Some(m.clone().lock_owned().await),
-            None => None,
-        };
-        WriteTurn { _bulk: bulk, ..self.write_turn().await }
+        let bulk = self.bulk_lock.clone().lock_owned().await;
+        WriteTurn { _bulk: Some(bulk), ..self.write_turn().await }
     }
 
     /// PostgreSQL: taken by a document-version transaction of this node just before it appends its
@@ -118,11 +114,10 @@ impl Store {
     /// (mixed load: `GET` p50 60 ms). The inserts of the 165 kB versions still overlap.
     /// On SQLite, nothing: [`Store::bulk_write_turn`] already holds the whole transaction.
     pub async fn commit_turn(&self) -> WriteTurn {
-        let bulk = match (&self.bulk_lock, self.backend) {
-            (Some(m), Backend::Postgres) => Some(m.clone().lock_owned().await),
-            _ => None,
-        };
-        WriteTurn { _write: None, _bulk: bulk }
+        if self.backend != Backend::Postgres {
+            return WriteTurn { _write: None, _bulk: None };
+        }
+        WriteTurn { _write: None, _bulk: Some(self.bulk_lock.clone().lock_owned().await) }
     }
 
     pub async fn healthy(&self) -> Result<(), AppError> {
