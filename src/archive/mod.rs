@@ -65,7 +65,7 @@ pub fn index_columns(bundle: &str, input: &str) -> (String, Option<String>) {
     let b: Value = serde_json::from_str(bundle).unwrap_or(Value::Null);
     let i: Value = serde_json::from_str(input).unwrap_or(Value::Null);
     let (_, date, org) = crate::documents::index_fields(&i, &b);
-    (date.as_deref().map(search::normalize_instant).unwrap_or_default(), org)
+    (search::composition_at(date.as_deref()), org)
 }
 
 /// Called by the store inside the transaction that writes a document version or a signature (see

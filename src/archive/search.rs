@@ -46,6 +46,13 @@ pub fn tashkent() -> FixedOffset {
     FixedOffset::east_opt(5 * 3600).expect("static offset")
 }
 
+/// The `composition_at` search column of a version whose Composition.date is `date`: the instant
+/// it starts ([`normalize_instant`]), `""` without a date. Written with each new version and by
+/// the start-up backfill.
+pub fn composition_at(date: Option<&str>) -> String {
+    date.map(normalize_instant).unwrap_or_default()
+}
+
 /// `Composition.date` (any FHIR dateTime) → UTC `YYYY-MM-DDTHH:MM:SS.sssZ`; `""` when absent or unreadable.
 pub fn normalize_instant(s: &str) -> String {
     match parse_range(s.trim()) {

@@ -34,10 +34,10 @@ pub struct NewVersion<'a> {
 }
 
 impl NewVersion<'_> {
-    /// The archive's search column for `Composition.date`: the instant it starts, in UTC (empty
-    /// when the document has no date). Written with the row, in the same statement.
+    /// The archive's search column for `Composition.date`, written with the row in the same
+    /// statement.
     pub fn composition_at(&self) -> String {
-        self.composition_date.map(crate::archive::search::normalize_instant).unwrap_or_default()
+        crate::archive::search::composition_at(self.composition_date)
     }
 }
 
