@@ -28,7 +28,7 @@ fn sig_t_of(b: &Value) -> String {
 /// Re-signs the last signing Provenance with `key`/`leaf` and a header edited by `edit`.
 fn resign(b: &mut Value, ca: &SigningCa, key: &PKey<Private>, leaf: &X509, edit: impl FnOnce(&mut Map<String, Value>)) {
     let sig_t = sig_t_of(b);
-    let mut h = service_header(leaf, ca.x5c_tail(), &sig_t, &Purpose::author()).unwrap();
+    let mut h = service_header(&leaf.to_der().unwrap(), ca.x5c_tail(), &sig_t, &Purpose::author()).unwrap();
     edit(&mut h);
     let hb = serde_json::to_vec(&h).unwrap();
     let signer = ES256.signer_from_der(key.private_key_to_pkcs8().unwrap()).unwrap();

@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::BigNumContext;
 use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::PointConversionForm;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::{Id, PKey, PKeyRef, Private, Public};
+use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Private, Public};
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
 };
@@ -54,11 +56,39 @@ struct LeafTemplate {
     ca_not_after: i64,
     digest: MessageDigest,
     /// basicConstraints CA:FALSE (critical), keyUsage digitalSignature + nonRepudiation
-    /// (critical), extendedKeyUsage documentSigning: in this order, before the SKI
+    /// (critical), extendedKeyUsage documentSigning: in this order, before the SKI (kept for the
+    /// tests' reference leaves from OpenSSL's builder)
+    #[cfg_attr(not(test), allow(dead_code))]
     head_extensions: Vec<X509Extension>,
     /// authorityKeyIdentifier (keyid of `chain[0]`), after the SKI
+    #[cfg_attr(not(test), allow(dead_code))]
     aki: X509Extension,
+    /// The DER every leaf shares, cut out of a leaf that OpenSSL's builder issued when the CA was
+    /// loaded, so these bytes are exactly what OpenSSL writes (issue 7: building each leaf with
+    /// `X509Builder` cost ~0.1 ms, most of it OpenSSL's generic ASN.1 machinery; a leaf is now
+    /// assembled from these pieces and its variable fields, then signed over its TBS bytes).
+    der: LeafDer,
 }
+
+struct LeafDer {
+    /// the TBS `signature` AlgorithmIdentifier (also the outer `signatureAlgorithm`)
+    sig_alg: Vec<u8>,
+    /// the issuer Name (`chain[0]`'s subject)
+    issuer: Vec<u8>,
+    /// a P-256 SubjectPublicKeyInfo up to its 65-octet uncompressed point
+    spki_prefix: Vec<u8>,
+    /// the basicConstraints, keyUsage and extendedKeyUsage `Extension`s
+    head_extensions: Vec<u8>,
+    /// the authorityKeyIdentifier `Extension`
+    aki: Vec<u8>,
+}
+
+/// OID content octets: subjectKeyIdentifier, authorityKeyIdentifier, subjectAltName.
+const OID_SKI: &[u8] = &[0x55, 0x1d, 0x0e];
+const OID_AKI: &[u8] = &[0x55, 0x1d, 0x23];
+const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
+/// A P-256 point, uncompressed (`04 ‖ X ‖ Y`).
+pub const P256_POINT_LEN: usize = 65;
 
 impl LeafTemplate {
     fn new(ca: &X509Ref, key: &PKeyRef<Private>) -> Result<LeafTemplate, SignError> {
@@ -70,14 +100,89 @@ impl LeafTemplate {
         ];
         let b = X509::builder().map_err(e)?;
         let aki = AuthorityKeyIdentifier::new().keyid(false).build(&b.x509v3_context(Some(ca), None)).map_err(e)?;
+        let digest = digest_for(key)?;
+        let ca_not_before = asn1_to_unix(ca.not_before())?;
+        // a probe leaf from OpenSSL's builder, within the CA's validity
+        let probe_key = EcKey::generate(p256_group()?).and_then(PKey::from_ec_key).map_err(e)?;
+        let probe = Signer { pinfl: "00000000000000".into(), name: "probe".into(), role_display: String::new() };
+        let serial = BigNum::from_u32(1).and_then(|b| b.to_asn1_integer()).map_err(e)?;
+        let probe_der = openssl_leaf(
+            ca,
+            key,
+            digest,
+            &head_extensions,
+            &aki,
+            &probe,
+            &probe_key,
+            (ca_not_before, ca_not_before),
+            &serial,
+        )
+        .and_then(|c| c.to_der())
+        .map_err(e)?;
+        let der = LeafDer::cut(&probe_der)
+            .ok_or_else(|| SignError::Ca("cannot prepare the leaf template: unexpected DER from OpenSSL".into()))?;
         Ok(LeafTemplate {
             ca_public: ca.public_key().map_err(e)?,
-            ca_not_before: asn1_to_unix(ca.not_before())?,
+            ca_not_before,
             ca_not_after: asn1_to_unix(ca.not_after())?,
-            digest: digest_for(key)?,
+            digest,
             head_extensions,
             aki,
+            der,
         })
+    }
+}
+
+impl LeafDer {
+    fn cut(probe: &[u8]) -> Option<LeafDer> {
+        let parts = der::cert_parts(probe)?;
+        let f = &parts.tbs_fields;
+        // version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, [3]
+        if f.len() != 8 || f[0] != [0xa0, 0x03, 0x02, 0x01, 0x02] || f[7][0] != 0xa3 {
+            return None;
+        }
+        if parts.signature_algorithm != f[2] || der::spki_public_key(f[6])?.len() != P256_POINT_LEN {
+            return None;
+        }
+        let exts = der::extension_tlvs(probe)?;
+        let by_oid = |oid: &[u8]| exts.iter().find(|(o, _)| *o == oid).map(|(_, tlv)| *tlv);
+        let [bc, ku, eku, ski, aki, san] = exts[..] else { return None };
+        if (bc.0, ku.0, ski.0, aki.0, san.0)
+            != (der::OID_BASIC_CONSTRAINTS, der::OID_KEY_USAGE, OID_SKI, OID_AKI, OID_SAN)
+        {
+            return None;
+        }
+        Some(LeafDer {
+            sig_alg: f[2].to_vec(),
+            issuer: f[3].to_vec(),
+            spki_prefix: f[6][..f[6].len() - P256_POINT_LEN].to_vec(),
+            head_extensions: [bc.1, ku.1, eku.1].concat(),
+            aki: by_oid(OID_AKI)?.to_vec(),
+        })
+    }
+}
+
+/// A leaf certificate as issued: its DER and its serial number.
+#[derive(Clone, Debug)]
+pub struct IssuedLeaf {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The serial number, lower-case hex of its minimal big-endian octets.
+    pub serial_hex: String,
+}
+
+impl IssuedLeaf {
+    /// PEM (`CERTIFICATE`, 64-character lines, as OpenSSL writes it).
+    pub fn to_pem(&self) -> String {
+        let b64 = super::jws::b64std(&self.der);
+        let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 60);
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+        out
     }
 }
 
@@ -299,54 +404,202 @@ impl SigningCa {
     /// `https://dhp.uz/fhir/core/sid/pid/uz/ni%7C<PINFL>`, validity `T − 60 s … T + 10 min`
     /// (never beyond the CA's notAfter), keyUsage digitalSignature + nonRepudiation (critical),
     /// basicConstraints CA:FALSE (critical), extendedKeyUsage documentSigning, SKI/AKI,
-    /// random 159-bit serial.
-    pub fn issue_leaf(
+    /// random 159-bit serial. `point` is the signer's P-256 public key, uncompressed.
+    ///
+    /// The DER is assembled here from the CA's prepared pieces (see `LeafDer`) and is the same,
+    /// octet for octet, as OpenSSL's `X509Builder` writes for the same fields (tested).
+    pub fn issue_leaf_der(
         &self,
         signer: &Signer,
-        public_key: &PKeyRef<Public>,
+        point: &[u8],
         signing_time: DateTime<Utc>,
-    ) -> Result<X509, SignError> {
+    ) -> Result<IssuedLeaf, SignError> {
         signer.validate()?;
-        let (ca, tpl) = (&self.chain[0], &self.leaf);
+        // OpenSSL refuses a commonName over 64 characters (X.520 ub-common-name); `validate`
+        // counts the trimmed name, the certificate carries it as given
+        if signer.name.chars().count() > 64 {
+            return Err(SignError::Ca("cannot issue the leaf certificate: the name is over 64 characters".into()));
+        }
+        if point.len() != P256_POINT_LEN || point[0] != 0x04 {
+            return Err(SignError::Ca("cannot issue the leaf certificate: not an uncompressed P-256 point".into()));
+        }
+        let tpl = &self.leaf;
         let t = signing_time.timestamp();
         if t < tpl.ca_not_before || t > tpl.ca_not_after {
             return Err(SignError::Ca(format!("the signing CA is not valid at the signing time {signing_time}")));
         }
         let not_before = (t - LEAF_BACKDATE_SECS).max(tpl.ca_not_before);
         let not_after = (t + LEAF_LIFETIME_SECS).min(tpl.ca_not_after);
+        let e = |e: openssl::error::ErrorStack| SignError::Ca(format!("cannot issue the leaf certificate: {e}"));
+        let serial = random_serial().and_then(|s| s.to_bn()).map_err(e)?.to_vec();
+        let d = &tpl.der;
 
-        let cert = (|| -> Result<X509, openssl::error::ErrorStack> {
-            let mut b = X509::builder()?;
-            b.set_version(2)?;
-            let serial = random_serial()?;
-            b.set_serial_number(&serial)?;
-            let mut name = X509NameBuilder::new()?;
-            name.append_entry_by_nid(Nid::COUNTRYNAME, "UZ")?;
-            name.append_entry_by_nid(Nid::COMMONNAME, &signer.name)?;
-            name.append_entry_by_nid(Nid::SERIALNUMBER, &signer.pinfl)?;
-            let name = name.build();
-            b.set_subject_name(&name)?;
-            b.set_issuer_name(ca.subject_name())?;
-            let (nb, na) = (Asn1Time::from_unix(not_before)?, Asn1Time::from_unix(not_after)?);
-            b.set_not_before(&nb)?;
-            b.set_not_after(&na)?;
-            b.set_pubkey(public_key)?;
-            for ext in &tpl.head_extensions {
-                b.append_extension2(ext)?;
-            }
-            let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca), None))?;
-            b.append_extension(ski)?;
-            b.append_extension2(&tpl.aki)?;
-            let san = SubjectAlternativeName::new()
-                .uri(&pinfl_uri(&signer.pinfl))
-                .build(&b.x509v3_context(Some(ca), None))?;
-            b.append_extension(san)?;
-            b.sign(&self.key, tpl.digest)?;
-            Ok(b.build())
-        })()
-        .map_err(|e| SignError::Ca(format!("cannot issue the leaf certificate: {e}")))?;
-        Ok(cert)
+        let mut body = Vec::with_capacity(640);
+        body.extend_from_slice(&[0xa0, 0x03, 0x02, 0x01, 0x02]); // [0] version v3
+        put_integer(&mut body, &serial);
+        body.extend_from_slice(&d.sig_alg);
+        body.extend_from_slice(&d.issuer);
+        let mut validity = Vec::with_capacity(34);
+        let at = |s: i64| DateTime::from_timestamp(s, 0).ok_or_else(|| SignError::Ca("time out of range".into()));
+        der::put_time(&mut validity, at(not_before)?);
+        der::put_time(&mut validity, at(not_after)?);
+        der::put(&mut body, 0x30, &validity);
+        body.extend_from_slice(&subject_name(signer));
+        let mut spki = Vec::with_capacity(d.spki_prefix.len() + P256_POINT_LEN);
+        spki.extend_from_slice(&d.spki_prefix);
+        spki.extend_from_slice(point);
+        body.extend_from_slice(&spki);
+        let mut exts = Vec::with_capacity(256);
+        exts.extend_from_slice(&d.head_extensions);
+        // SKI: RFC 5280 §4.2.1.2 method (1), SHA-1 of the subjectPublicKey bits, as OpenSSL's "hash"
+        let mut ski = Vec::with_capacity(22);
+        der::put(&mut ski, 0x04, &openssl::sha::sha1(point));
+        extension(&mut exts, OID_SKI, &ski);
+        exts.extend_from_slice(&d.aki);
+        let mut san = Vec::new();
+        der::put(&mut san, 0x86, pinfl_uri(&signer.pinfl).as_bytes()); // uniformResourceIdentifier [6] IA5String
+        let mut names = Vec::with_capacity(san.len() + 2);
+        der::put(&mut names, 0x30, &san);
+        extension(&mut exts, OID_SAN, &names);
+        let mut seq = Vec::with_capacity(exts.len() + 4);
+        der::put(&mut seq, 0x30, &exts);
+        der::put(&mut body, 0xa3, &seq);
+        let mut tbs = Vec::with_capacity(body.len() + 4);
+        der::put(&mut tbs, 0x30, &body);
+
+        let mut signer_ctx = openssl::sign::Signer::new(tpl.digest, &self.key).map_err(e)?;
+        let sig = signer_ctx.sign_oneshot_to_vec(&tbs).map_err(e)?;
+        let mut bits = Vec::with_capacity(sig.len() + 1);
+        bits.push(0); // no unused bits
+        bits.extend_from_slice(&sig);
+        let mut content = Vec::with_capacity(tbs.len() + d.sig_alg.len() + bits.len() + 4);
+        content.extend_from_slice(&tbs);
+        content.extend_from_slice(&d.sig_alg);
+        der::put(&mut content, 0x03, &bits);
+        let mut out = Vec::with_capacity(content.len() + 4);
+        der::put(&mut out, 0x30, &content);
+        Ok(IssuedLeaf { der: out, serial_hex: hex::encode(&serial) })
     }
+
+    /// [`issue_leaf_der`](Self::issue_leaf_der) for a caller-held public key, parsed by OpenSSL.
+    pub fn issue_leaf(
+        &self,
+        signer: &Signer,
+        public_key: &PKeyRef<Public>,
+        signing_time: DateTime<Utc>,
+    ) -> Result<X509, SignError> {
+        let e = |e: openssl::error::ErrorStack| SignError::Ca(format!("cannot issue the leaf certificate: {e}"));
+        let ec = public_key
+            .ec_key()
+            .map_err(|_| SignError::Ca("cannot issue the leaf certificate: the key is not an EC key".into()))?;
+        if ec.group().curve_name() != Some(Nid::X9_62_PRIME256V1) {
+            return Err(SignError::Ca("cannot issue the leaf certificate: the key is not a P-256 key".into()));
+        }
+        let mut ctx = BigNumContext::new().map_err(e)?;
+        let point = ec.public_key().to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut ctx).map_err(e)?;
+        X509::from_der(&self.issue_leaf_der(signer, &point, signing_time)?.der).map_err(e)
+    }
+
+    /// Whether `leaf_der` carries a valid signature of this CA (`chain[0]`) over its TBS bytes,
+    /// with the algorithm this CA signs with in both of its AlgorithmIdentifier fields (what
+    /// OpenSSL's `X509_verify` checks).
+    pub fn signed_leaf(&self, leaf_der: &[u8]) -> bool {
+        let Some(parts) = der::cert_parts(leaf_der) else { return false };
+        if parts.signature_algorithm != self.leaf.der.sig_alg.as_slice()
+            || parts.tbs_fields.get(2).copied() != Some(parts.signature_algorithm)
+        {
+            return false;
+        }
+        openssl::sign::Verifier::new(self.leaf.digest, &self.leaf.ca_public)
+            .and_then(|mut v| v.verify_oneshot(parts.signature, parts.tbs))
+            .unwrap_or(false)
+    }
+}
+
+/// The P-256 group (built once).
+fn p256_group() -> Result<&'static openssl::ec::EcGroupRef, SignError> {
+    super::p256()
+}
+
+fn put_integer(out: &mut Vec<u8>, magnitude: &[u8]) {
+    // a positive INTEGER: minimal octets, with a leading 0 when the high bit is set
+    if magnitude.first().is_none_or(|b| *b >= 0x80) {
+        let mut c = Vec::with_capacity(magnitude.len() + 1);
+        c.push(0);
+        c.extend_from_slice(magnitude);
+        der::put(out, 0x02, &c);
+    } else {
+        der::put(out, 0x02, magnitude);
+    }
+}
+
+/// `Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }` (not critical).
+fn extension(out: &mut Vec<u8>, oid: &[u8], value: &[u8]) {
+    let mut c = Vec::with_capacity(oid.len() + value.len() + 8);
+    der::put(&mut c, 0x06, oid);
+    der::put(&mut c, 0x04, value);
+    der::put(out, 0x30, &c);
+}
+
+/// The leaf's subject `C=UZ, CN=<name>, serialNumber=<PINFL>` with the string types OpenSSL
+/// chooses for them: PrintableString for countryName and serialNumber (their types are fixed),
+/// UTF8String for commonName (OpenSSL's default string mask, `utf8only`).
+fn subject_name(signer: &Signer) -> Vec<u8> {
+    let mut rdns = Vec::with_capacity(64 + signer.name.len());
+    for (oid, tag, value) in [
+        ([0x55, 0x04, 0x06], 0x13, "UZ"),
+        ([0x55, 0x04, 0x03], 0x0c, signer.name.as_str()),
+        ([0x55, 0x04, 0x05], 0x13, signer.pinfl.as_str()),
+    ] {
+        let mut atv = Vec::with_capacity(value.len() + 8);
+        der::put(&mut atv, 0x06, &oid);
+        der::put(&mut atv, tag, value.as_bytes());
+        let mut seq = Vec::with_capacity(atv.len() + 4);
+        der::put(&mut seq, 0x30, &atv);
+        der::put(&mut rdns, 0x31, &seq);
+    }
+    let mut out = Vec::with_capacity(rdns.len() + 4);
+    der::put(&mut out, 0x30, &rdns);
+    out
+}
+
+/// A leaf from OpenSSL's `X509Builder` (the template's probe, and the reference in the tests).
+#[allow(clippy::too_many_arguments)]
+fn openssl_leaf(
+    ca: &X509Ref,
+    ca_key: &PKeyRef<Private>,
+    digest: MessageDigest,
+    head_extensions: &[X509Extension],
+    aki: &X509Extension,
+    signer: &Signer,
+    public_key: &PKeyRef<impl HasPublic>,
+    (not_before, not_after): (i64, i64),
+    serial: &openssl::asn1::Asn1IntegerRef,
+) -> Result<X509, openssl::error::ErrorStack> {
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    b.set_serial_number(serial)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COUNTRYNAME, "UZ")?;
+    name.append_entry_by_nid(Nid::COMMONNAME, &signer.name)?;
+    name.append_entry_by_nid(Nid::SERIALNUMBER, &signer.pinfl)?;
+    let name = name.build();
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(ca.subject_name())?;
+    let (nb, na) = (Asn1Time::from_unix(not_before)?, Asn1Time::from_unix(not_after)?);
+    b.set_not_before(&nb)?;
+    b.set_not_after(&na)?;
+    b.set_pubkey(public_key)?;
+    for ext in head_extensions {
+        b.append_extension2(ext)?;
+    }
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca), None))?;
+    b.append_extension(ski)?;
+    b.append_extension2(aki)?;
+    let san = SubjectAlternativeName::new().uri(&pinfl_uri(&signer.pinfl)).build(&b.x509v3_context(Some(ca), None))?;
+    b.append_extension(san)?;
+    b.sign(ca_key, digest)?;
+    Ok(b.build())
 }
 
 /// The subjectAltName URI that carries the PINFL: the FHIR token `system|value` with the `|`
@@ -440,4 +693,90 @@ fn generate_dev_ca(now: DateTime<Utc>) -> Result<(X509, PKey<Private>), SignErro
         Ok((b.build(), key))
     })()
     .map_err(|e| SignError::Ca(format!("cannot generate the development CA: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca() -> (tempfile::TempDir, SigningCa) {
+        let d = tempfile::tempdir().unwrap();
+        let ca = SigningCa::load_or_create_dev(d.path()).unwrap();
+        (d, ca)
+    }
+
+    /// The assembled leaf is OpenSSL's leaf for the same fields, octet for octet up to the CA's
+    /// signature (ECDSA signatures are randomized): Latin, Cyrillic and Uzbek Latin names and a
+    /// name of exactly 64 characters (the UTCTime/GeneralizedTime switch: `der::tests`).
+    #[test]
+    fn assembled_leaves_match_openssls_builder() {
+        let (_d, ca) = ca();
+        let key = EcKey::generate(p256_group().unwrap()).unwrap();
+        let public =
+            PKey::from_ec_key(EcKey::from_public_key(p256_group().unwrap(), key.public_key()).unwrap()).unwrap();
+        let mut cx = BigNumContext::new().unwrap();
+        let point =
+            key.public_key().to_bytes(p256_group().unwrap(), PointConversionForm::UNCOMPRESSED, &mut cx).unwrap();
+        let names = ["Karimov Aziz", "Каримов Азиз Баходирович", "Oʻzbekova Gʻulora", &"Я".repeat(64)];
+        let tpl = &ca.leaf;
+        for (i, name) in names.iter().enumerate() {
+            let signer =
+                Signer { pinfl: format!("3150785123001{i}"), name: name.to_string(), role_display: String::new() };
+            let t = DateTime::from_timestamp(tpl.ca_not_before + 3600 * i as i64, 0).unwrap();
+            let ours = ca.issue_leaf_der(&signer, &point, t).unwrap();
+            let serial =
+                BigNum::from_slice(&hex::decode(&ours.serial_hex).unwrap()).unwrap().to_asn1_integer().unwrap();
+            let (nb, na) =
+                ((t.timestamp() - LEAF_BACKDATE_SECS).max(tpl.ca_not_before), t.timestamp() + LEAF_LIFETIME_SECS);
+            let theirs = openssl_leaf(
+                ca.certificate(),
+                &ca.key,
+                tpl.digest,
+                &tpl.head_extensions,
+                &tpl.aki,
+                &signer,
+                &public,
+                (nb, na),
+                &serial,
+            )
+            .unwrap()
+            .to_der()
+            .unwrap();
+            let (a, b) = (der::cert_parts(&ours.der).unwrap(), der::cert_parts(&theirs).unwrap());
+            assert_eq!(hex::encode(a.tbs), hex::encode(b.tbs), "TBS for {name:?}");
+            assert_eq!(a.signature_algorithm, b.signature_algorithm);
+            assert!(ca.signed_leaf(&ours.der) && ca.signed_leaf(&theirs));
+            // and OpenSSL reads ours back with the same fields
+            let x = X509::from_der(&ours.der).unwrap();
+            assert_eq!(hex::encode(x.serial_number().to_bn().unwrap().to_vec()), ours.serial_hex);
+            assert_eq!(x.to_pem().unwrap(), ours.to_pem().as_bytes());
+        }
+    }
+
+    /// What OpenSSL's builder refuses, the assembler refuses: a name over 64 characters (after
+    /// the trimmed name passed `validate`), a point that is not an uncompressed P-256 point, a
+    /// signing time outside the CA's validity.
+    #[test]
+    fn the_assembler_refuses_what_openssl_would() {
+        let (_d, ca) = ca();
+        let key = EcKey::generate(p256_group().unwrap()).unwrap();
+        let mut cx = BigNumContext::new().unwrap();
+        let group = p256_group().unwrap();
+        let point = key.public_key().to_bytes(group, PointConversionForm::UNCOMPRESSED, &mut cx).unwrap();
+        let compressed = key.public_key().to_bytes(group, PointConversionForm::COMPRESSED, &mut cx).unwrap();
+        let t = Utc::now();
+        let padded = Signer {
+            pinfl: "31507851230012".into(),
+            name: format!(" {} ", "a".repeat(64)),
+            role_display: String::new(),
+        };
+        assert!(padded.validate().is_ok());
+        assert!(ca.issue_leaf_der(&padded, &point, t).is_err());
+        let ok = Signer { pinfl: "31507851230012".into(), name: "Karimov Aziz".into(), role_display: String::new() };
+        assert!(ca.issue_leaf_der(&ok, &compressed, t).is_err());
+        assert!(ca.issue_leaf_der(&ok, &point[..64], t).is_err());
+        let after = DateTime::from_timestamp(ca.leaf.ca_not_after + 1, 0).unwrap();
+        assert!(ca.issue_leaf_der(&ok, &point, after).is_err());
+        assert!(ca.issue_leaf_der(&ok, &point, t).is_ok());
+    }
 }

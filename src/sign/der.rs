@@ -6,6 +6,8 @@
 #[derive(Clone, Copy, Debug)]
 struct Tlv {
     tag: u8,
+    /// where the tag octet is
+    at: usize,
     start: usize,
     end: usize,
 }
@@ -31,7 +33,7 @@ fn item(buf: &[u8], off: usize) -> Option<Tlv> {
     if end > buf.len() {
         return None;
     }
-    Some(Tlv { tag, start, end })
+    Some(Tlv { tag, at: off, start, end })
 }
 
 fn children(buf: &[u8], parent: Tlv) -> Option<Vec<Tlv>> {
@@ -112,4 +114,133 @@ pub fn basic_constraints(cert_der: &[u8]) -> Option<(bool, bool)> {
 /// Whether the keyUsage extension is marked critical (`None` when absent or unreadable).
 pub fn key_usage_critical(cert_der: &[u8]) -> Option<bool> {
     extensions(cert_der)?.into_iter().find(|e| e.oid == OID_KEY_USAGE).map(|e| e.critical)
+}
+
+/// The parts of a DER certificate, as raw bytes.
+pub struct CertParts<'a> {
+    /// The whole `tbsCertificate` TLV (what the issuer signed).
+    pub tbs: &'a [u8],
+    /// The TLVs inside `tbsCertificate`, in order (version, serialNumber, signature, issuer,
+    /// validity, subject, subjectPublicKeyInfo, then the optional tagged fields).
+    pub tbs_fields: Vec<&'a [u8]>,
+    /// The outer `signatureAlgorithm` TLV.
+    pub signature_algorithm: &'a [u8],
+    /// The `signatureValue` BIT STRING's bits (the unused-bits octet must be 0 and is left out).
+    pub signature: &'a [u8],
+}
+
+/// Splits a DER certificate into [`CertParts`]; `None` when it is not `SEQUENCE { SEQUENCE,
+/// SEQUENCE, BIT STRING }` exactly covering the input.
+pub fn cert_parts(der: &[u8]) -> Option<CertParts<'_>> {
+    let cert = item(der, 0)?;
+    if cert.tag != 0x30 || cert.end != der.len() {
+        return None;
+    }
+    let top = children(der, cert)?;
+    let [tbs, alg, sig] = top[..] else { return None };
+    if tbs.tag != 0x30 || alg.tag != 0x30 || sig.tag != 0x03 || der.get(sig.start) != Some(&0) {
+        return None;
+    }
+    let raw = |t: Tlv| &der[t.at..t.end];
+    let tbs_fields = children(der, tbs)?.into_iter().map(raw).collect();
+    Some(CertParts {
+        tbs: raw(tbs),
+        tbs_fields,
+        signature_algorithm: raw(alg),
+        signature: &der[sig.start + 1..sig.end],
+    })
+}
+
+/// Each extension of a DER certificate as (OID content bytes, the whole `Extension` TLV).
+pub fn extension_tlvs(cert_der: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let cert = item(cert_der, 0)?;
+    let tbs = *children(cert_der, cert)?.first()?;
+    let Some(wrap) = children(cert_der, tbs)?.into_iter().find(|c| c.tag == 0xa3) else {
+        return Some(Vec::new());
+    };
+    let seq = *children(cert_der, wrap)?.first()?;
+    let mut out = Vec::new();
+    for ext in children(cert_der, seq)? {
+        let oid = *children(cert_der, ext)?.first()?;
+        if oid.tag != 0x06 {
+            return None;
+        }
+        out.push((&cert_der[oid.start..oid.end], &cert_der[ext.at..ext.end]));
+    }
+    Some(out)
+}
+
+/// The subjectPublicKey bits of a `SubjectPublicKeyInfo` TLV (for EC: the encoded point).
+pub fn spki_public_key(spki: &[u8]) -> Option<&[u8]> {
+    let seq = item(spki, 0)?;
+    if seq.tag != 0x30 || seq.end != spki.len() {
+        return None;
+    }
+    let parts = children(spki, seq)?;
+    let [alg, bits] = parts[..] else { return None };
+    if alg.tag != 0x30 || bits.tag != 0x03 || spki.get(bits.start) != Some(&0) {
+        return None;
+    }
+    Some(&spki[bits.start + 1..bits.end])
+}
+
+/// Appends one DER TLV with a definite, minimal length.
+pub fn put(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    out.push(tag);
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes = (n as u64).to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (8 - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+}
+
+/// DER of a certificate time (RFC 5280 §4.1.2.5): UTCTime `YYMMDDHHMMSSZ` for 1950–2049,
+/// GeneralizedTime `YYYYMMDDHHMMSSZ` otherwise.
+pub fn put_time(out: &mut Vec<u8>, t: chrono::DateTime<chrono::Utc>) {
+    use chrono::Datelike;
+    if (1950..2050).contains(&t.year()) {
+        put(out, 0x17, t.format("%y%m%d%H%M%SZ").to_string().as_bytes());
+    } else {
+        put(out, 0x18, t.format("%Y%m%d%H%M%SZ").to_string().as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_minimal_and_read_back() {
+        for n in [0usize, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, 0x12_3456] {
+            let content = vec![0x5a; n];
+            let mut out = Vec::new();
+            put(&mut out, 0x04, &content);
+            let hdr = match n {
+                0..=0x7f => 2,
+                0x80..=0xff => 3,
+                0x100..=0xffff => 4,
+                _ => 5,
+            };
+            assert_eq!(out.len(), hdr + n, "length {n}");
+            let t = item(&out, 0).unwrap();
+            assert_eq!((t.tag, t.start, t.end), (0x04, hdr, hdr + n));
+            assert_eq!(t.at, 0);
+        }
+    }
+
+    #[test]
+    fn times_switch_to_generalized_in_2050() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+        let mut out = Vec::new();
+        put_time(&mut out, at("2049-12-31T23:59:59Z"));
+        assert_eq!(out, b"\x17\x0d491231235959Z");
+        out.clear();
+        put_time(&mut out, at("2050-01-01T00:00:00Z"));
+        assert_eq!(out, b"\x18\x0f20500101000000Z");
+    }
 }

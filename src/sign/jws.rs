@@ -7,9 +7,7 @@ use josekit::jws::{JwsSigner, JwsVerifier};
 use openssl::bn::BigNum;
 use openssl::ec::EcKeyRef;
 use openssl::ecdsa::EcdsaSig;
-use openssl::hash::MessageDigest;
 use openssl::pkey::{HasPublic, Private};
-use openssl::x509::X509Ref;
 use serde_json::{json, Map, Value};
 
 use super::canon::CANON_DOCUMENT;
@@ -25,28 +23,22 @@ pub fn b64std(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
-/// `x5t#S256`: base64url SHA-256 of the certificate DER.
-pub fn x5t_s256(cert: &X509Ref) -> Result<String, SignError> {
-    let d = cert.digest(MessageDigest::sha256()).map_err(|e| SignError::Crypto(e.to_string()))?;
-    Ok(b64url(&d))
-}
-
 /// The protected header the service emits, in this member order:
 /// `alg, typ, kid, x5c, x5t#S256, sigT, srCms, canon`.
 ///
-/// `kid` is the base64url SHA-256 thumbprint of the leaf (the same value as `x5t#S256`): stable,
+/// `kid` is the base64url SHA-256 thumbprint of the leaf DER (the same value as `x5t#S256`): stable,
 /// meaningful without a key registry, and accepted by verifiers that require `kid` or `x5c`.
 pub fn service_header(
-    leaf: &X509Ref,
+    leaf_der: &[u8],
     tail: &[openssl::x509::X509],
     sig_t: &str,
     purpose: &Purpose,
 ) -> Result<Map<String, Value>, SignError> {
-    let mut x5c = vec![Value::String(b64std(&leaf.to_der().map_err(|e| SignError::Crypto(e.to_string()))?))];
+    let mut x5c = vec![Value::String(b64std(leaf_der))];
     for c in tail {
         x5c.push(Value::String(b64std(&c.to_der().map_err(|e| SignError::Crypto(e.to_string()))?)));
     }
-    let thumb = x5t_s256(leaf)?;
+    let thumb = b64url(&openssl::sha::sha256(leaf_der));
     let mut h = Map::new();
     h.insert("alg".into(), json!("ES256"));
     h.insert("typ".into(), json!("JOSE"));

@@ -77,10 +77,9 @@ pub mod jws;
 pub mod verify;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use openssl::ec::{EcGroup, EcGroupRef, EcKey};
-use openssl::hash::MessageDigest;
+use openssl::bn::BigNumContext;
+use openssl::ec::{EcGroup, EcGroupRef, EcKey, EcPoint, PointConversionForm};
 use openssl::nid::Nid;
-use openssl::pkey::PKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -444,7 +443,7 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// The P-256 group, built once: constructing it took about 25 µs of every signature (issue 7).
-fn p256() -> Result<&'static EcGroupRef, SignError> {
+pub(super) fn p256() -> Result<&'static EcGroupRef, SignError> {
     static GROUP: std::sync::OnceLock<EcGroup> = std::sync::OnceLock::new();
     if let Some(g) = GROUP.get() {
         return Ok(g);
@@ -453,23 +452,32 @@ fn p256() -> Result<&'static EcGroupRef, SignError> {
     Ok(GROUP.get_or_init(|| g))
 }
 
-/// The signing self-check (see [`sign_document_owned`], step 7).
-fn self_check(compact: &str, digest: &[u8; 32], leaf: &openssl::x509::X509, ca: &SigningCa) -> Result<(), SignError> {
+/// The signing self-check (see [`sign_document_owned`], step 7), on the certificate's DER as it
+/// is published in `x5c`.
+fn self_check(compact: &str, digest: &[u8; 32], leaf_der: &[u8], ca: &SigningCa) -> Result<(), SignError> {
     let fail = |m: String| SignError::SelfCheck(m);
     let raw = compact
         .rsplit_once("..")
         .and_then(|(_, s)| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s).ok())
         .ok_or_else(|| fail("the JWS is not a detached compact serialization".into()))?;
-    let leaf_key = leaf.public_key().and_then(|k| k.ec_key()).map_err(|e| fail(format!("leaf key: {e}")))?;
+    let point = der::cert_parts(leaf_der)
+        .and_then(|p| p.tbs_fields.get(6).copied())
+        .and_then(der::spki_public_key)
+        .ok_or_else(|| fail("leaf key: the certificate has no readable subjectPublicKeyInfo".into()))?;
+    let group = p256()?;
+    let leaf_key = BigNumContext::new()
+        .and_then(|mut cx| EcPoint::from_bytes(group, point, &mut cx))
+        .and_then(|p| EcKey::from_public_key(group, &p))
+        .map_err(|e| fail(format!("leaf key: {e}")))?;
     jws::verify_es256_digest(digest, &raw, &leaf_key)
         .map_err(|e| fail(format!("signature: the JWS does not verify with the certificate's key: {e}")))?;
-    match leaf.verify(ca.public_key()) {
-        Ok(true) => Ok(()),
-        _ => Err(fail("chain: the leaf certificate does not verify with the CA certificate's key".into())),
+    if ca.signed_leaf(leaf_der) {
+        Ok(())
+    } else {
+        Err(fail("chain: the leaf certificate does not verify with the CA certificate's key".into()))
     }
 }
 
-/// `YYYY-MM-DDThh:mm:ssZ`
 pub fn format_instant(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -539,11 +547,13 @@ pub fn sign_document_owned(
     let crypto = |e: openssl::error::ErrorStack| SignError::Crypto(e.to_string());
     let group = p256()?;
     let key = EcKey::generate(group).map_err(crypto)?;
-    let public = PKey::from_ec_key(EcKey::from_public_key(group, key.public_key()).map_err(crypto)?).map_err(crypto)?;
-    let leaf = ca.issue_leaf(signer, &public, t)?;
+    let point = BigNumContext::new()
+        .and_then(|mut cx| key.public_key().to_bytes(group, PointConversionForm::UNCOMPRESSED, &mut cx))
+        .map_err(crypto)?;
+    let leaf = ca.issue_leaf_der(signer, &point, t)?;
 
     // 4. header, 5. sign, 6. destroy the key (OpenSSL clears the private scalar when it frees it)
-    let header = jws::service_header(&leaf, ca.x5c_tail(), &sig_t, &opts.purpose)?;
+    let header = jws::service_header(&leaf.der, ca.x5c_tail(), &sig_t, &opts.purpose)?;
     let header_json = serde_json::to_vec(&header).map_err(|e| SignError::Crypto(e.to_string()))?;
     let (compact, digest) = jws::sign_es256_detached(&header_json, &payload, &key)?;
     drop(key);
@@ -605,7 +615,7 @@ pub fn sign_document_owned(
     // besides (header, canonicalization, identity) hold by construction and are proven by the
     // tests with `verify_bundle` and the independent `jws-verify`; re-running the verifier here
     // re-canonicalized the whole document (issue 7).
-    self_check(&compact, &digest, &leaf, ca)?;
+    self_check(&compact, &digest, &leaf.der, ca)?;
 
     let full_url = format!("urn:uuid:{}", uuid::Uuid::new_v4());
     let entry = json!({ "fullUrl": full_url, "resource": Value::Object(prov) });
@@ -617,11 +627,6 @@ pub fn sign_document_owned(
     }
     let out = bundle;
 
-    let serial = leaf
-        .serial_number()
-        .to_bn()
-        .map(|bn| hex::encode(bn.to_vec()))
-        .map_err(|e| SignError::Crypto(e.to_string()))?;
     let record = SignatureRecord {
         payload_sha256,
         payload_bytes: payload.len(),
@@ -630,12 +635,9 @@ pub fn sign_document_owned(
         role: signer.role_display.clone(),
         signed_at: t,
         sig_t,
-        certificate_serial: serial,
-        certificate_sha256: leaf
-            .digest(MessageDigest::sha256())
-            .map(|d| hex::encode(&*d))
-            .map_err(|e| SignError::Crypto(e.to_string()))?,
-        leaf_pem: String::from_utf8(leaf.to_pem().map_err(|e| SignError::Crypto(e.to_string()))?).unwrap_or_default(),
+        certificate_sha256: hex::encode(openssl::sha::sha256(&leaf.der)),
+        leaf_pem: leaf.to_pem(),
+        certificate_serial: leaf.serial_hex,
         jws: compact,
         provenance_full_url: full_url,
         practitioner_role_reference: role_ref,
@@ -647,6 +649,7 @@ pub fn sign_document_owned(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openssl::pkey::PKey;
 
     /// The self-check refuses a signature over other bytes, a signature by another key, and a
     /// leaf that another CA issued.
@@ -662,7 +665,7 @@ mod tests {
         let key = new_key();
         let public = PKey::from_ec_key(EcKey::from_public_key(&group, key.public_key()).unwrap()).unwrap();
         let t = Utc::now().trunc_subsecs(0);
-        let leaf = ca.issue_leaf(&signer, &public, t).unwrap();
+        let leaf = ca.issue_leaf(&signer, &public, t).unwrap().to_der().unwrap();
         let (compact, digest) = jws::sign_es256_detached(b"{\"alg\":\"ES256\"}", b"{\"a\":1}", &key).unwrap();
         self_check(&compact, &digest, &leaf, &ca).unwrap();
 
@@ -677,5 +680,19 @@ mod tests {
 
         let e = self_check(&compact, &digest, &leaf, &other_ca).unwrap_err();
         assert!(matches!(&e, SignError::SelfCheck(m) if m.starts_with("chain:")), "{e}");
+
+        // the CA's signature altered, or a TBS octet (the last of the SAN's PINFL digits)
+        let n = leaf.len();
+        let mut bad_sig = leaf.clone();
+        bad_sig[n - 3] ^= 1;
+        let e = self_check(&compact, &digest, &bad_sig, &ca).unwrap_err();
+        assert!(matches!(&e, SignError::SelfCheck(m) if m.starts_with("chain:")), "{e}");
+        let mut bad_tbs = leaf.clone();
+        let pinfl_at = leaf.windows(14).rposition(|w| w == b"31507851230012").unwrap();
+        bad_tbs[pinfl_at + 13] = b'3';
+        let e = self_check(&compact, &digest, &bad_tbs, &ca).unwrap_err();
+        assert!(matches!(&e, SignError::SelfCheck(m) if m.starts_with("chain:")), "{e}");
+        let e = self_check(&compact, &digest, &leaf[..n - 1], &ca).unwrap_err();
+        assert!(matches!(&e, SignError::SelfCheck(m) if m.starts_with("leaf key:")), "{e}");
     }
 }
