@@ -250,3 +250,75 @@ fn production_mode_refuses_development_defaults() {
     c.ca_key = Some("ca.key".into());
     assert!(c.check().is_ok());
 }
+
+/// FHIR `Prefer: return=`: `minimal` answers with the headers only, `OperationOutcome` with an
+/// outcome, `representation` (and no or an unknown preference) with the document; the stored
+/// document is the same either way, and `Preference-Applied` says what was honoured.
+#[tokio::test]
+async fn prefer_return_chooses_the_answer_to_a_write() {
+    let app = TestApp::spawn().await;
+    let mut input = example("003", "minimal");
+    input.as_object_mut().unwrap().remove("documentId");
+    let post = |prefer: Option<&'static str>| {
+        let mut req = app
+            .http
+            .post(app.url("/forms/003/documents"))
+            .basic_auth(DEMO.0, Some(DEMO.1))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&input).unwrap());
+        if let Some(p) = prefer {
+            req = req.header("prefer", p);
+        }
+        req.send()
+    };
+
+    let r = post(Some("return=minimal")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["etag"], "W/\"1\"");
+    assert_eq!(r.headers()["preference-applied"], "return=minimal");
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(r.headers().get("content-type").is_none());
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+    let stored = app.http.get(app.url(&loc)).basic_auth(DEMO.0, Some(DEMO.1)).send().await.unwrap();
+    assert_eq!(stored.status(), StatusCode::OK);
+    assert!(stored.headers().get("preference-applied").is_none());
+    assert_eq!(stored.json::<Value>().await.unwrap()["type"], "document");
+
+    let r = post(Some("respond-async, return=\"OperationOutcome\"")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["preference-applied"], "return=OperationOutcome");
+    let loc2 = r.headers()["location"].to_str().unwrap().to_string();
+    let oo: Value = r.json().await.unwrap();
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    assert_eq!(oo["issue"][0]["severity"], "information");
+    let id = loc2.trim_start_matches("/documents/");
+    assert_eq!(oo["issue"][0]["diagnostics"], format!("document {id} version 1 created"));
+
+    for (prefer, applied) in
+        [(None, None), (Some("return=whatever"), None), (Some("return=representation"), Some("return=representation"))]
+    {
+        let r = post(prefer).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.headers().get("preference-applied").map(|v| v.to_str().unwrap()), applied, "{prefer:?}");
+        assert_eq!(r.json::<Value>().await.unwrap()["resourceType"], "Bundle", "{prefer:?}");
+    }
+
+    // an update honours it too
+    input["primaryExamination"]["preliminaryDiagnosis"]["icd10"] = json!("K35.3");
+    let r = app
+        .http
+        .put(app.url(&loc))
+        .basic_auth(DEMO.0, Some(DEMO.1))
+        .header("content-type", "application/json")
+        .header("if-match", "W/\"1\"")
+        .header("prefer", "return=minimal")
+        .body(serde_json::to_vec(&input).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["etag"], "W/\"2\"");
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+    let latest = app.http.get(app.url(&loc)).basic_auth(DEMO.0, Some(DEMO.1)).send().await.unwrap();
+    assert!(latest.text().await.unwrap().contains("K35.3"));
+}

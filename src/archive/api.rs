@@ -220,15 +220,7 @@ async fn amend(
     let (parts, body) = req.into_parts();
     let input = json_body(&parts.headers, body).await?;
     let s = lifecycle::amend(&st.docs, &client.0, &id, input).await?;
-    let mut r = fhir(StatusCode::CREATED, s.bundle);
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag(s.version)) {
-        h.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("/documents/{}", s.id)) {
-        h.insert(header::LOCATION, v);
-    }
-    Ok(r)
+    Ok(crate::web::document_response(StatusCode::CREATED, &s.id, s.version, s.bundle, true, &parts.headers))
 }
 
 async fn entered_in_error(

@@ -185,8 +185,80 @@ pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, AppErro
     Ok(v)
 }
 
-fn document_response(status: StatusCode, id: &str, version: i64, bundle: String, location: bool) -> Response {
-    let mut r = fhir(status, bundle);
+/// What a create, update or `$amend` answers with: FHIR's `Prefer: return=` (RESTful API,
+/// "Managing Return Content"; RFC 7240). The default is the document itself; `minimal` answers
+/// with the headers only (`Location`, `ETag`), `OperationOutcome` with a short outcome: an MIS
+/// that only needs the id saves the 165 kB Bundle of a Form 003 on every write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnPref {
+    Representation,
+    Minimal,
+    OperationOutcome,
+}
+
+impl ReturnPref {
+    /// The `return` preference of the request's `Prefer` headers; an unknown or missing value is
+    /// the default (RFC 7240 §2: a preference the server does not understand is ignored).
+    pub fn of(headers: &HeaderMap) -> (ReturnPref, bool) {
+        for v in headers.get_all("prefer") {
+            let Ok(v) = v.to_str() else { continue };
+            for token in v.split([',', ';']) {
+                let Some((k, val)) = token.split_once('=') else { continue };
+                if !k.trim().eq_ignore_ascii_case("return") {
+                    continue;
+                }
+                let val = val.trim().trim_matches('"');
+                let pref = match val {
+                    _ if val.eq_ignore_ascii_case("minimal") => ReturnPref::Minimal,
+                    _ if val.eq_ignore_ascii_case("representation") => ReturnPref::Representation,
+                    _ if val.eq_ignore_ascii_case("OperationOutcome") => ReturnPref::OperationOutcome,
+                    _ => continue,
+                };
+                return (pref, true);
+            }
+        }
+        (ReturnPref::Representation, false)
+    }
+
+    fn token(self) -> &'static str {
+        match self {
+            ReturnPref::Representation => "return=representation",
+            ReturnPref::Minimal => "return=minimal",
+            ReturnPref::OperationOutcome => "return=OperationOutcome",
+        }
+    }
+}
+
+/// The answer to a write of a document version (`location`: a new document).
+pub fn document_response(
+    status: StatusCode,
+    id: &str,
+    version: i64,
+    bundle: String,
+    location: bool,
+    headers: &HeaderMap,
+) -> Response {
+    let (pref, asked) = ReturnPref::of(headers);
+    let mut r = match pref {
+        ReturnPref::Representation => fhir(status, bundle),
+        ReturnPref::Minimal => {
+            drop(bundle);
+            (status, Body::empty()).into_response()
+        }
+        ReturnPref::OperationOutcome => {
+            drop(bundle);
+            let what = if location { "created" } else { "updated" };
+            let oo = json!({
+                "resourceType": "OperationOutcome",
+                "issue": [{
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": format!("document {id} version {version} {what}"),
+                }]
+            });
+            fhir(status, oo.to_string())
+        }
+    };
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {
         h.insert(header::ETAG, v);
@@ -195,6 +267,9 @@ fn document_response(status: StatusCode, id: &str, version: i64, bundle: String,
         if let Ok(v) = HeaderValue::from_str(&format!("/documents/{id}")) {
             h.insert(header::LOCATION, v);
         }
+    }
+    if asked {
+        h.insert("preference-applied", HeaderValue::from_static(pref.token()));
     }
     r
 }
@@ -209,7 +284,7 @@ async fn create_document(
     let (parts, body) = req.into_parts();
     let input = json_body(&parts.headers, body).await?;
     let s = st.docs.create(&client.0, &form, input).await?;
-    Ok(document_response(StatusCode::CREATED, &s.id, s.version, s.bundle, true))
+    Ok(document_response(StatusCode::CREATED, &s.id, s.version, s.bundle, true, &parts.headers))
 }
 
 async fn update_document(
@@ -232,7 +307,7 @@ async fn update_document(
     }
     let input = json_body(&parts.headers, body).await?;
     let s = st.docs.update(&client.0, &id, if_match.as_deref(), input).await?;
-    Ok(document_response(StatusCode::OK, &s.id, s.version, s.bundle, false))
+    Ok(document_response(StatusCode::OK, &s.id, s.version, s.bundle, false, &parts.headers))
 }
 
 async fn read_document(
@@ -241,7 +316,7 @@ async fn read_document(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let (doc, v) = st.docs.read(&client.0, &id, None).await?;
-    Ok(document_response(StatusCode::OK, &doc.id, v.version, v.bundle, false))
+    Ok(document_response(StatusCode::OK, &doc.id, v.version, v.bundle, false, &HeaderMap::new()))
 }
 
 async fn read_version(
@@ -251,7 +326,7 @@ async fn read_version(
 ) -> Result<Response, AppError> {
     let n: i64 = version.parse().map_err(|_| AppError::NotFound(format!("no version `{version}`")))?;
     let (doc, v) = st.docs.read(&client.0, &id, Some(n)).await?;
-    Ok(document_response(StatusCode::OK, &doc.id, v.version, v.bundle, false))
+    Ok(document_response(StatusCode::OK, &doc.id, v.version, v.bundle, false, &HeaderMap::new()))
 }
 
 async fn preview_document(
