@@ -18,6 +18,7 @@ use std::time::Instant;
 use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput};
 use hujjat::compose::{ComposeContext, Composer};
+use hujjat::sign::canon::to_json_string;
 use hujjat::sign::{
     canonical_payload, jws, sign_document, sign_document_owned, verify_bundle, SignOptions, Signer, SigningCa, Status,
     VerifyAt,
@@ -36,6 +37,10 @@ struct Fixture {
     input_096: Value,
     bundle_003: Value,
     bundle_096: Value,
+    /// the minimal Form 003 instance (12 kB composed): what does not grow with the document
+    input_003_min: Value,
+    bundle_003_min: Value,
+    signer_003_min: Signer,
     bundle_file: PathBuf,
     signer: Signer,
     signer_096: Signer,
@@ -50,7 +55,11 @@ fn shared() -> PathBuf {
 }
 
 fn example(form: &str) -> Value {
-    let p = shared().join(format!("spec/forms/form-{form}.example.json"));
+    example_file(&format!("form-{form}.example.json"))
+}
+
+fn example_file(name: &str) -> Value {
+    let p = shared().join(format!("spec/forms/{name}"));
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e} (set HUJJAT_SHARED)", p.display()));
     serde_json::from_str(&text).expect("example is JSON")
 }
@@ -79,6 +88,10 @@ impl Fixture {
         let input_096 = example("096");
         let bundle_003 = composer.get("003").expect("form 003").compose(&input_003, &ctx()).expect("compose 003");
         let bundle_096 = composer.get("096").expect("form 096").compose(&input_096, &ctx()).expect("compose 096");
+        let input_003_min = example_file("form-003.minimal.json");
+        let bundle_003_min =
+            composer.get("003").expect("form 003").compose(&input_003_min, &ctx()).expect("compose 003 minimal");
+        let signer_003_min = attending(&input_003_min);
         // the borrowed canonical view (src/sign/canon.rs) gives the same bytes as JCS of a pruned copy
         let mut copy = bundle_003.clone();
         copy.as_object_mut().expect("object").retain(|k, _| !matches!(k.as_str(), "id" | "meta" | "signature"));
@@ -97,6 +110,9 @@ impl Fixture {
             input_096,
             bundle_003,
             bundle_096,
+            input_003_min,
+            bundle_003_min,
+            signer_003_min,
             bundle_file,
             signer,
             signer_096,
@@ -159,16 +175,21 @@ impl Fixture {
 fn benches(c: &mut Criterion, fx: &Fixture) {
     let mut g = c.benchmark_group("hujjat");
     g.throughput(Throughput::Elements(1));
-    for form in ["003", "096"] {
-        let def = fx.composer.get(form).expect("form");
-        let input = if form == "003" { &fx.input_003 } else { &fx.input_096 };
+    for (name, input) in [("003", &fx.input_003), ("096", &fx.input_096), ("003-minimal", &fx.input_003_min)] {
+        let def = fx.composer.get(&name[..3]).expect("form");
         let cx = ctx();
-        g.bench_function(format!("compose/form-{form}"), |b| b.iter(|| def.compose(black_box(input), &cx).unwrap()));
+        g.bench_function(format!("compose/form-{name}"), |b| b.iter(|| def.compose(black_box(input), &cx).unwrap()));
     }
+    // the Bundle's JSON text for the store and the response (`canon::to_json_string`)
+    g.bench_function("serialize/form-003", |b| b.iter(|| to_json_string(black_box(&fx.bundle_003))));
     g.bench_function("canonicalize/form-003", |b| b.iter(|| canonical_payload(black_box(&fx.bundle_003)).unwrap()));
     g.bench_function("canonicalize/form-096", |b| b.iter(|| canonical_payload(black_box(&fx.bundle_096)).unwrap()));
     let mut signed = Vec::new();
-    for (form, bundle, signer) in [("003", &fx.bundle_003, &fx.signer), ("096", &fx.bundle_096, &fx.signer_096)] {
+    for (form, bundle, signer) in [
+        ("003", &fx.bundle_003, &fx.signer),
+        ("096", &fx.bundle_096, &fx.signer_096),
+        ("003-minimal", &fx.bundle_003_min, &fx.signer_003_min),
+    ] {
         // the service's path: the Bundle is owned (parsed from the store), nothing is copied; the
         // copy handed to each iteration is made outside the timing
         g.bench_function(format!("sign/form-{form}"), |b| {

@@ -99,12 +99,11 @@ impl Documents {
         if let Some(ident) = replaces {
             crate::archive::lifecycle::add_relates_to(&mut bundle, ident)?;
         }
-        let internal = |e: serde_json::Error| AppError::Internal(e.into());
         let (pinfl, date, org) = index_fields(&input, &bundle);
         Ok(Composed {
             bundle_identifier: format!("urn:uuid:{}", ctx.bundle_id),
-            text: serde_json::to_string(&bundle).map_err(internal)?,
-            input_text: serde_json::to_string(&input).map_err(internal)?,
+            text: crate::sign::canon::to_json_string(&bundle),
+            input_text: crate::sign::canon::to_json_string(&input),
             pinfl,
             date,
             org,
@@ -270,7 +269,7 @@ impl Documents {
         let bundle: Value = serde_json::from_str(&v.bundle).map_err(|e| AppError::Internal(e.into()))?;
         let (signed, record) =
             sign::sign_document_owned(bundle, &self.ca, signer, &self.sign_options, chrono::Utc::now())?;
-        let text = serde_json::to_string(&signed).map_err(|e| AppError::Internal(e.into()))?;
+        let text = crate::sign::canon::to_json_string(&signed);
         drop(signed); // not held while the write waits (see `create`)
         let sig = crate::store::documents::NewSignature { signed_content_version: version, record: &record };
         let audit = crate::archive::audit::AuditEntry::new(

@@ -2,6 +2,7 @@
 
 mod sign_support;
 
+use hujjat::sign::canon::to_json_string;
 use hujjat::sign::{canonical_payload, jcs, parse_strict, payload_for, Canonicalization};
 use serde_json::{json, Value};
 use sign_support::*;
@@ -224,6 +225,8 @@ fn own_writer_equals_the_reference_implementation_on_random_values() {
         let want = serde_json_canonicalizer::to_vec(&v).unwrap();
         let got = jcs(&v).unwrap();
         assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "case {i}: {v}");
+        // and the plain (order-keeping) writer against serde_json's
+        assert_eq!(to_json_string(&v), serde_json::to_string(&v).unwrap(), "case {i}: {v}");
     }
 }
 
@@ -248,5 +251,6 @@ fn own_writer_equals_the_reference_implementation_on_documents() {
         }
         let want = serde_json_canonicalizer::to_vec(&Value::Object(copy)).unwrap();
         assert_eq!(canonical_payload(&b).unwrap(), want, "{name}");
+        assert!(to_json_string(&b) == serde_json::to_string(&b).unwrap(), "{name}: the plain writer");
     }
 }

@@ -184,6 +184,20 @@ pub fn spki_public_key(spki: &[u8]) -> Option<&[u8]> {
     Some(&spki[bits.start + 1..bits.end])
 }
 
+/// A P-256 `SubjectPublicKeyInfo` (id-ecPublicKey, namedCurve prime256v1) up to its 65-octet
+/// uncompressed point.
+pub const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// The uncompressed point of a P-256 certificate's key, `None` for any other key or encoding.
+pub fn p256_point(cert_der: &[u8]) -> Option<&[u8]> {
+    let spki = *cert_parts(cert_der)?.tbs_fields.get(6)?;
+    let point = spki.strip_prefix(&P256_SPKI_PREFIX[..])?;
+    (point.len() == 65 && point[0] == 0x04).then_some(point)
+}
+
 /// Appends one DER TLV with a definite, minimal length.
 pub fn put(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
     out.push(tag);
