@@ -17,6 +17,8 @@ pub async fn build(config: Config) -> anyhow::Result<(axum::Router, AppState)> {
     let store = Store::connect(&config.database_url).await?;
     let store = Store { required_signatures: Arc::new(config.dhp.required_signatures.clone()), ..store };
     crate::archive::prepare(&store).await?;
+    // signed documents that never reached the outbox (signed before it existed) are queued now
+    crate::submit::outbox::backfill(&store).await.map_err(|e| anyhow::anyhow!("queueing signed documents: {e}"))?;
     if config.demo_client && config.mode == Mode::Development {
         store
             .ensure_client(DEMO_CLIENT_ID, "Demo hospital MIS", DEMO_CLIENT_SECRET, &[DEMO_EMBED_ORIGIN.to_string()])

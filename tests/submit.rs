@@ -436,3 +436,67 @@ async fn another_node_takes_over_after_the_lease() {
     }
     fake.validate_all().await;
 }
+
+/// Signed documents with no submission (signed before the outbox existed, migration 0004) are
+/// queued at start-up, at their current version; drafts, documents entered in error and documents
+/// short of their required signatures are not; a second run queues nothing more.
+#[tokio::test]
+async fn signed_documents_without_a_submission_are_queued_at_start_up() {
+    let app = SubmitApp::spawn(DhpConfig::default()).await;
+    assert!(app.worker.is_none());
+    let store = &app.state.docs.store;
+    let input = example("096", "example");
+    let signed = app.create("096", &input).await;
+    app.sign(&signed, 1, &input, &attending(&input)).await;
+    let withdrawn = app.create("096", &input).await;
+    app.sign(&withdrawn, 1, &input, &attending(&input)).await;
+    let draft = app.create("096", &input).await;
+    // as before migration 0004: no submissions rows
+    sqlx::query("DELETE FROM submissions").execute(&store.pool).await.unwrap();
+    sqlx::query("UPDATE documents SET state = 'entered-in-error' WHERE id = $1")
+        .bind(&withdrawn)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let row = |id: String| {
+        let pool = store.pool.clone();
+        async move {
+            sqlx::query("SELECT state, version, bundle_identifier FROM submissions WHERE document_id = $1")
+                .bind(id)
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
+                .map(|r| {
+                    use sqlx::Row;
+                    (r.get::<String, _>("state"), r.get::<i64, _>("version"), r.get::<String, _>("bundle_identifier"))
+                })
+        }
+    };
+
+    assert_eq!(hujjat::submit::outbox::backfill(store).await.unwrap(), 1);
+    let (state, version, ident) = row(signed.clone()).await.expect("queued");
+    assert_eq!((state.as_str(), version), ("queued", 2));
+    let want: String =
+        sqlx::query_scalar("SELECT bundle_identifier FROM document_versions WHERE document_id = $1 AND version = 2")
+            .bind(&signed)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(ident, want);
+    assert!(row(withdrawn.clone()).await.is_none(), "entered in error");
+    assert!(row(draft.clone()).await.is_none(), "draft");
+    assert_eq!(hujjat::submit::outbox::backfill(store).await.unwrap(), 0, "idempotent");
+
+    // a form that now needs two signatures: one is not enough
+    sqlx::query("DELETE FROM submissions").execute(&store.pool).await.unwrap();
+    let mut strict = hujjat::config::Config::for_tests(&app.database_url, app.dir.path().to_path_buf());
+    strict.dhp.required_signatures = RequiredSignatures::parse("096=2").unwrap();
+    let (_r, st) = hujjat::app::build(strict).await.unwrap();
+    assert!(row(signed.clone()).await.is_none());
+    drop(st);
+
+    // and the service queues them when it starts
+    let config = hujjat::config::Config::for_tests(&app.database_url, app.dir.path().to_path_buf());
+    let (_router, _state) = hujjat::app::build(config).await.unwrap();
+    assert_eq!(row(signed).await.map(|r| (r.0, r.1)), Some(("queued".to_string(), 2)));
+}

@@ -78,6 +78,53 @@ pub async fn enqueue_if_complete(
     Ok(())
 }
 
+/// Queues the signed documents that have their form's required signatures but no submission:
+/// documents signed before the outbox existed (migration 0004), or whose form's required count
+/// was lowered since. Run at start-up, idempotent, safe with several nodes starting at once (each
+/// insert re-checks everything in one statement and skips a document that is queued meanwhile).
+/// Superseded, entered-in-error, draft and already submitted documents are never queued by it.
+/// Returns how many documents it queued.
+pub async fn backfill(store: &Store) -> Result<u64, AppError> {
+    let candidates = sqlx::query(
+        "SELECT d.id, d.form FROM documents d
+         WHERE d.state = 'signed' AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.document_id = d.id)",
+    )
+    .fetch_all(&store.pool)
+    .await?;
+    let mut queued = 0;
+    for row in candidates {
+        let id: String = row.try_get("id")?;
+        let form: String = row.try_get("form")?;
+        let (ms, t) = (now_ms(), now_text());
+        let _turn = store.write_turn().await;
+        // the version queued is the document's current one (the last signed version), read in
+        // the same statement that inserts, so a signature stored meanwhile is not undone
+        let r = sqlx::query(
+            "INSERT INTO submissions (document_id, version, bundle_identifier, client_id, form, state, attempts,
+                 queued_ms, next_attempt_at, created_at, updated_at)
+             SELECT d.id, d.version, v.bundle_identifier, d.client_id, d.form, 'queued', 0, $2, $2, $3, $3
+             FROM documents d JOIN document_versions v ON v.document_id = d.id AND v.version = d.version
+             WHERE d.id = $1 AND d.state = 'signed'
+               AND (SELECT COUNT(*) FROM signatures s WHERE s.document_id = d.id) >= $4
+             ON CONFLICT (document_id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(ms)
+        .bind(&t)
+        .bind(store.required_signatures.for_form(&form))
+        .execute(&store.pool)
+        .await?;
+        if r.rows_affected() > 0 {
+            tracing::info!(document = %id, "queued for the DHP (signed with no submission: backfill)");
+            queued += 1;
+        }
+    }
+    if queued > 0 {
+        tracing::info!(queued, "signed documents without a submission were queued for the DHP");
+    }
+    Ok(queued)
+}
+
 /// One claimed item.
 #[derive(Debug, Clone)]
 pub struct Claimed {
