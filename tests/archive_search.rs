@@ -259,7 +259,9 @@ async fn search_matches_brute_force_on_a_thousand_documents() {
     };
     // pick filter values that exist
     let p1 = truth[3].patient.clone();
-    let p2 = truth[10].patient.clone();
+    // another patient: `truth` is in completion order (creates run four at a time), so a fixed
+    // index could land on p1's patient (about one run in sixty did, failing the AND case below)
+    let p2 = truth.iter().skip(10).map(|t| t.patient.clone()).find(|p| *p != p1).unwrap();
     let signer = truth.iter().find(|t| !t.signers.is_empty()).unwrap().signers.iter().next().unwrap().clone();
     let signer2 = doctors.iter().find(|d| **d != signer).unwrap().clone();
     let year = truth[5].at.with_timezone(&FixedOffset::east_opt(5 * 3600).unwrap()).format("%Y").to_string();

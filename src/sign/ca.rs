@@ -103,7 +103,7 @@ impl LeafTemplate {
         let digest = digest_for(key)?;
         let ca_not_before = asn1_to_unix(ca.not_before())?;
         // a probe leaf from OpenSSL's builder, within the CA's validity
-        let probe_key = EcKey::generate(p256_group()?).and_then(PKey::from_ec_key).map_err(e)?;
+        let probe_key = EcKey::generate(super::p256()?).and_then(PKey::from_ec_key).map_err(e)?;
         let probe = Signer { pinfl: "00000000000000".into(), name: "probe".into(), role_display: String::new() };
         let serial = BigNum::from_u32(1).and_then(|b| b.to_asn1_integer()).map_err(e)?;
         let probe_der = openssl_leaf(
@@ -145,7 +145,6 @@ impl LeafDer {
             return None;
         }
         let exts = der::extension_tlvs(probe)?;
-        let by_oid = |oid: &[u8]| exts.iter().find(|(o, _)| *o == oid).map(|(_, tlv)| *tlv);
         let [bc, ku, eku, ski, aki, san] = exts[..] else { return None };
         if (bc.0, ku.0, ski.0, aki.0, san.0)
             != (der::OID_BASIC_CONSTRAINTS, der::OID_KEY_USAGE, OID_SKI, OID_AKI, OID_SAN)
@@ -157,7 +156,7 @@ impl LeafDer {
             issuer: f[3].to_vec(),
             spki_prefix: f[6][..f[6].len() - P256_POINT_LEN].to_vec(),
             head_extensions: [bc.1, ku.1, eku.1].concat(),
-            aki: by_oid(OID_AKI)?.to_vec(),
+            aki: aki.1.to_vec(),
         })
     }
 }
@@ -516,11 +515,6 @@ impl SigningCa {
     }
 }
 
-/// The P-256 group (built once).
-fn p256_group() -> Result<&'static openssl::ec::EcGroupRef, SignError> {
-    super::p256()
-}
-
 fn put_integer(out: &mut Vec<u8>, magnitude: &[u8]) {
     // a positive INTEGER: minimal octets, with a leading 0 when the high bit is set
     if magnitude.first().is_none_or(|b| *b >= 0x80) {
@@ -711,12 +705,14 @@ mod tests {
     #[test]
     fn assembled_leaves_match_openssls_builder() {
         let (_d, ca) = ca();
-        let key = EcKey::generate(p256_group().unwrap()).unwrap();
+        let key = EcKey::generate(crate::sign::p256().unwrap()).unwrap();
         let public =
-            PKey::from_ec_key(EcKey::from_public_key(p256_group().unwrap(), key.public_key()).unwrap()).unwrap();
+            PKey::from_ec_key(EcKey::from_public_key(crate::sign::p256().unwrap(), key.public_key()).unwrap()).unwrap();
         let mut cx = BigNumContext::new().unwrap();
-        let point =
-            key.public_key().to_bytes(p256_group().unwrap(), PointConversionForm::UNCOMPRESSED, &mut cx).unwrap();
+        let point = key
+            .public_key()
+            .to_bytes(crate::sign::p256().unwrap(), PointConversionForm::UNCOMPRESSED, &mut cx)
+            .unwrap();
         let names = ["Karimov Aziz", "Каримов Азиз Баходирович", "Oʻzbekova Gʻulora", &"Я".repeat(64)];
         let tpl = &ca.leaf;
         for (i, name) in names.iter().enumerate() {
@@ -759,9 +755,9 @@ mod tests {
     #[test]
     fn the_assembler_refuses_what_openssl_would() {
         let (_d, ca) = ca();
-        let key = EcKey::generate(p256_group().unwrap()).unwrap();
+        let key = EcKey::generate(crate::sign::p256().unwrap()).unwrap();
         let mut cx = BigNumContext::new().unwrap();
-        let group = p256_group().unwrap();
+        let group = crate::sign::p256().unwrap();
         let point = key.public_key().to_bytes(group, PointConversionForm::UNCOMPRESSED, &mut cx).unwrap();
         let compressed = key.public_key().to_bytes(group, PointConversionForm::COMPRESSED, &mut cx).unwrap();
         let t = Utc::now();
