@@ -75,8 +75,6 @@ struct LeafDer {
     sig_alg: Vec<u8>,
     /// the issuer Name (`chain[0]`'s subject)
     issuer: Vec<u8>,
-    /// a P-256 SubjectPublicKeyInfo up to its 65-octet uncompressed point
-    spki_prefix: Vec<u8>,
     /// the basicConstraints, keyUsage and extendedKeyUsage `Extension`s
     head_extensions: Vec<u8>,
     /// the authorityKeyIdentifier `Extension`
@@ -87,8 +85,6 @@ struct LeafDer {
 const OID_SKI: &[u8] = &[0x55, 0x1d, 0x0e];
 const OID_AKI: &[u8] = &[0x55, 0x1d, 0x23];
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
-/// A P-256 point, uncompressed (`04 ‖ X ‖ Y`).
-pub const P256_POINT_LEN: usize = 65;
 
 impl LeafTemplate {
     fn new(ca: &X509Ref, key: &PKeyRef<Private>) -> Result<LeafTemplate, SignError> {
@@ -141,7 +137,8 @@ impl LeafDer {
         if f.len() != 8 || f[0] != [0xa0, 0x03, 0x02, 0x01, 0x02] || f[7][0] != 0xa3 {
             return None;
         }
-        if parts.signature_algorithm != f[2] || der::spki_public_key(f[6])?.len() != P256_POINT_LEN {
+        // the probe key is P-256: its SubjectPublicKeyInfo is `der::P256_SPKI_PREFIX` ‖ point
+        if parts.signature_algorithm != f[2] || der::p256_point(probe).is_none() {
             return None;
         }
         let exts = der::extension_tlvs(probe)?;
@@ -154,7 +151,6 @@ impl LeafDer {
         Some(LeafDer {
             sig_alg: f[2].to_vec(),
             issuer: f[3].to_vec(),
-            spki_prefix: f[6][..f[6].len() - P256_POINT_LEN].to_vec(),
             head_extensions: [bc.1, ku.1, eku.1].concat(),
             aki: aki.1.to_vec(),
         })
@@ -405,7 +401,7 @@ impl SigningCa {
     /// basicConstraints CA:FALSE (critical), extendedKeyUsage documentSigning, SKI/AKI,
     /// random 159-bit serial. `point` is the signer's P-256 public key, uncompressed.
     ///
-    /// The DER is assembled here from the CA's prepared pieces (see `LeafDer`) and is the same,
+    /// The DER is assembled here from the CA's prepared pieces (see `LeafDer`, and `der::P256_SPKI_PREFIX` for the key) and is the same,
     /// octet for octet, as OpenSSL's `X509Builder` writes for the same fields (tested).
     pub fn issue_leaf_der(
         &self,
@@ -419,7 +415,7 @@ impl SigningCa {
         if signer.name.chars().count() > 64 {
             return Err(SignError::Ca("cannot issue the leaf certificate: the name is over 64 characters".into()));
         }
-        if point.len() != P256_POINT_LEN || point[0] != 0x04 {
+        if point.len() != der::P256_POINT_LEN || point[0] != 0x04 {
             return Err(SignError::Ca("cannot issue the leaf certificate: not an uncompressed P-256 point".into()));
         }
         let tpl = &self.leaf;
@@ -444,10 +440,8 @@ impl SigningCa {
         der::put_time(&mut validity, at(not_after)?);
         der::put(&mut body, 0x30, &validity);
         body.extend_from_slice(&subject_name(signer));
-        let mut spki = Vec::with_capacity(d.spki_prefix.len() + P256_POINT_LEN);
-        spki.extend_from_slice(&d.spki_prefix);
-        spki.extend_from_slice(point);
-        body.extend_from_slice(&spki);
+        body.extend_from_slice(&der::P256_SPKI_PREFIX);
+        body.extend_from_slice(point);
         let mut exts = Vec::with_capacity(256);
         exts.extend_from_slice(&d.head_extensions);
         // SKI: RFC 5280 §4.2.1.2 method (1), SHA-1 of the subjectPublicKey bits, as OpenSSL's "hash"

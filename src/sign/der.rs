@@ -61,17 +61,21 @@ pub struct RawExtension {
     pub value: Vec<u8>,
 }
 
-/// All extensions of a DER certificate, or `None` when the structure cannot be read.
-pub fn extensions(cert_der: &[u8]) -> Option<Vec<RawExtension>> {
+/// The `Extension` TLVs of a DER certificate (empty without `[3] extensions`).
+fn extension_list(cert_der: &[u8]) -> Option<Vec<Tlv>> {
     let cert = item(cert_der, 0)?;
     let tbs = *children(cert_der, cert)?.first()?;
-    let wrap = match children(cert_der, tbs)?.into_iter().find(|c| c.tag == 0xa3) {
-        Some(w) => w,
-        None => return Some(Vec::new()),
+    let Some(wrap) = children(cert_der, tbs)?.into_iter().find(|c| c.tag == 0xa3) else {
+        return Some(Vec::new());
     };
     let seq = *children(cert_der, wrap)?.first()?;
+    children(cert_der, seq)
+}
+
+/// All extensions of a DER certificate, or `None` when the structure cannot be read.
+pub fn extensions(cert_der: &[u8]) -> Option<Vec<RawExtension>> {
     let mut out = Vec::new();
-    for ext in children(cert_der, seq)? {
+    for ext in extension_list(cert_der)? {
         let parts = children(cert_der, ext)?;
         if parts.len() < 2 || parts[0].tag != 0x06 {
             return None;
@@ -153,14 +157,8 @@ pub fn cert_parts(der: &[u8]) -> Option<CertParts<'_>> {
 
 /// Each extension of a DER certificate as (OID content bytes, the whole `Extension` TLV).
 pub fn extension_tlvs(cert_der: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
-    let cert = item(cert_der, 0)?;
-    let tbs = *children(cert_der, cert)?.first()?;
-    let Some(wrap) = children(cert_der, tbs)?.into_iter().find(|c| c.tag == 0xa3) else {
-        return Some(Vec::new());
-    };
-    let seq = *children(cert_der, wrap)?.first()?;
     let mut out = Vec::new();
-    for ext in children(cert_der, seq)? {
+    for ext in extension_list(cert_der)? {
         let oid = *children(cert_der, ext)?.first()?;
         if oid.tag != 0x06 {
             return None;
@@ -170,19 +168,8 @@ pub fn extension_tlvs(cert_der: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     Some(out)
 }
 
-/// The subjectPublicKey bits of a `SubjectPublicKeyInfo` TLV (for EC: the encoded point).
-pub fn spki_public_key(spki: &[u8]) -> Option<&[u8]> {
-    let seq = item(spki, 0)?;
-    if seq.tag != 0x30 || seq.end != spki.len() {
-        return None;
-    }
-    let parts = children(spki, seq)?;
-    let [alg, bits] = parts[..] else { return None };
-    if alg.tag != 0x30 || bits.tag != 0x03 || spki.get(bits.start) != Some(&0) {
-        return None;
-    }
-    Some(&spki[bits.start + 1..bits.end])
-}
+/// A P-256 point, uncompressed (`04 ‖ X ‖ Y`).
+pub const P256_POINT_LEN: usize = 65;
 
 /// A P-256 `SubjectPublicKeyInfo` (id-ecPublicKey, namedCurve prime256v1) up to its 65-octet
 /// uncompressed point.
@@ -195,7 +182,7 @@ pub const P256_SPKI_PREFIX: [u8; 26] = [
 pub fn p256_point(cert_der: &[u8]) -> Option<&[u8]> {
     let spki = *cert_parts(cert_der)?.tbs_fields.get(6)?;
     let point = spki.strip_prefix(&P256_SPKI_PREFIX[..])?;
-    (point.len() == 65 && point[0] == 0x04).then_some(point)
+    (point.len() == P256_POINT_LEN && point[0] == 0x04).then_some(point)
 }
 
 /// Appends one DER TLV with a definite, minimal length.

@@ -452,6 +452,16 @@ pub(super) fn p256() -> Result<&'static EcGroupRef, SignError> {
     Ok(GROUP.get_or_init(|| g))
 }
 
+/// A P-256 public key from its uncompressed point (checked to be on the curve), without OpenSSL
+/// 3.0's EVP_PKEY → EC_KEY conversion, which encodes and decodes the key again (issue 7).
+pub(super) fn p256_public_key(point: &[u8]) -> Result<EcKey<openssl::pkey::Public>, SignError> {
+    let group = p256()?;
+    BigNumContext::new()
+        .and_then(|mut cx| EcPoint::from_bytes(group, point, &mut cx))
+        .and_then(|p| EcKey::from_public_key(group, &p))
+        .map_err(|e| SignError::Crypto(e.to_string()))
+}
+
 /// The signing self-check (see [`sign_document_owned`], step 7), on the certificate's DER as it
 /// is published in `x5c`.
 fn self_check(compact: &str, digest: &[u8; 32], leaf_der: &[u8], ca: &SigningCa) -> Result<(), SignError> {
@@ -460,15 +470,9 @@ fn self_check(compact: &str, digest: &[u8; 32], leaf_der: &[u8], ca: &SigningCa)
         .rsplit_once("..")
         .and_then(|(_, s)| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s).ok())
         .ok_or_else(|| fail("the JWS is not a detached compact serialization".into()))?;
-    let point = der::cert_parts(leaf_der)
-        .and_then(|p| p.tbs_fields.get(6).copied())
-        .and_then(der::spki_public_key)
-        .ok_or_else(|| fail("leaf key: the certificate has no readable subjectPublicKeyInfo".into()))?;
-    let group = p256()?;
-    let leaf_key = BigNumContext::new()
-        .and_then(|mut cx| EcPoint::from_bytes(group, point, &mut cx))
-        .and_then(|p| EcKey::from_public_key(group, &p))
-        .map_err(|e| fail(format!("leaf key: {e}")))?;
+    let point = der::p256_point(leaf_der)
+        .ok_or_else(|| fail("leaf key: the certificate has no readable P-256 subjectPublicKeyInfo".into()))?;
+    let leaf_key = p256_public_key(point).map_err(|e| fail(format!("leaf key: {e}")))?;
     jws::verify_es256_digest(digest, &raw, &leaf_key)
         .map_err(|e| fail(format!("signature: the JWS does not verify with the certificate's key: {e}")))?;
     if ca.signed_leaf(leaf_der) {

@@ -11,8 +11,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use josekit::jws::{JwsVerifier, ES256, ES384, PS256, RS256};
 use once_cell::sync::Lazy;
-use openssl::bn::BigNumContext;
-use openssl::ec::{EcKey, EcPoint};
+use openssl::ec::EcKey;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
@@ -1096,15 +1095,11 @@ fn ku_names(ku: X509KeyUsage) -> String {
     }
 }
 
-/// The certificate's key when it is a P-256 key, read from its SubjectPublicKeyInfo: OpenSSL
-/// 3.0 turns its provider key into an `EC_KEY` (`PKey::ec_key`) by encoding and decoding it
-/// again, ~50 µs per signature (issue 7). The point is checked to be on the curve.
+/// The certificate's key when it is a P-256 key, read from its SubjectPublicKeyInfo rather than
+/// through `PKey::ec_key` (~50 µs per signature in OpenSSL 3.0; see `p256_public_key`).
 fn p256_key(cert: &X509Ref) -> Option<EcKey<Public>> {
     let der = cert.to_der().ok()?;
-    let point = super::der::p256_point(&der)?;
-    let group = super::p256().ok()?;
-    let mut cx = BigNumContext::new().ok()?;
-    EcPoint::from_bytes(group, point, &mut cx).and_then(|p| EcKey::from_public_key(group, &p)).ok()
+    super::p256_public_key(super::der::p256_point(&der)?).ok()
 }
 
 fn key_fits_alg(key: &PKey<Public>, p256: Option<&EcKey<Public>>, alg: &str) -> Result<(), String> {

@@ -241,12 +241,8 @@ pub fn document_response(
     let (pref, asked) = ReturnPref::of(headers);
     let mut r = match pref {
         ReturnPref::Representation => fhir(status, bundle),
-        ReturnPref::Minimal => {
-            drop(bundle);
-            (status, Body::empty()).into_response()
-        }
+        ReturnPref::Minimal => (status, Body::empty()).into_response(),
         ReturnPref::OperationOutcome => {
-            drop(bundle);
             let what = if location { "created" } else { "updated" };
             let oo = json!({
                 "resourceType": "OperationOutcome",
