@@ -110,6 +110,19 @@ impl Documents {
         })
     }
 
+    /// [`Documents::compose`] on the compose threads (`compose::workers`: off the runtime's
+    /// workers, one per core, at a lower priority).
+    async fn compose_off_runtime(
+        &self,
+        form: &str,
+        input: Value,
+        document_id: Uuid,
+        replaces: Option<Value>,
+    ) -> Result<Composed, AppError> {
+        let (docs, form) = (self.clone(), form.to_string());
+        crate::compose::workers::run(move || docs.compose(&form, input, document_id, replaces.as_ref())).await?
+    }
+
     pub async fn create(&self, client: &Client, form: &str, body: Value) -> Result<Stored, AppError> {
         let input = self.form_input(form, body)?;
         // an invalid documentId is reported together with every other problem by the validation
@@ -118,7 +131,7 @@ impl Documents {
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s).ok())
             .unwrap_or_else(Uuid::new_v4);
-        let c = self.compose(form, input, id, None)?;
+        let c = self.compose_off_runtime(form, input, id, None).await?;
         let def_form = self.composer.get(form).map(|d| d.form.clone()).unwrap_or_default();
         let audit = crate::archive::audit::AuditEntry::new(
             crate::archive::audit::Event::Create,
@@ -174,7 +187,7 @@ impl Documents {
         let uuid = Uuid::parse_str(&doc.id).map_err(|e| AppError::Internal(e.into()))?;
         // an amendment keeps its `relatesTo replaces` (archive lifecycle)
         let replaced = crate::archive::lifecycle::replaced_composition(&self.store, id).await?;
-        let c = self.compose(&doc.form, input, uuid, replaced.as_ref())?;
+        let c = self.compose_off_runtime(&doc.form, input, uuid, replaced).await?;
         let audit = crate::archive::audit::AuditEntry::new(
             crate::archive::audit::Event::Update,
             crate::archive::audit::Agent::client(client),

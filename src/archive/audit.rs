@@ -487,6 +487,10 @@ pub async fn append(conn: &mut sqlx::AnyConnection, e: &AuditEntry) -> Result<Au
 /// Append one record in its own transaction. Fails (and the caller must fail the request) when
 /// the record cannot be written: an access that leaves no trace is refused.
 pub async fn record(store: &Store, e: AuditEntry) -> Result<AuditRecord, AppError> {
+    if let Some(writer) = &store.writer {
+        // SQLite: in the writer's next group commit
+        return writer.audit(e).await;
+    }
     let _turn = store.write_turn().await;
     let mut tx = store.pool.begin().await?;
     let rec = append(&mut tx, &e).await?;

@@ -10,6 +10,7 @@ pub mod labels;
 pub mod narrative;
 pub mod questionnaire;
 pub mod template;
+pub mod workers;
 
 use crate::error::{AppError, Issue};
 use chrono::{DateTime, FixedOffset};

@@ -1,6 +1,6 @@
 //! Documents and their versions. A version's Bundle is stored as the exact bytes served and signed.
 
-use super::{is_unique_violation, Store};
+use super::Store;
 use crate::error::AppError;
 use sqlx::Row;
 
@@ -68,32 +68,13 @@ impl Store {
         archive: Option<&crate::archive::WriteHook>,
     ) -> Result<(), AppError> {
         let t = now();
+        if let Some(writer) = &self.writer {
+            // SQLite: the group commit of `store::writer`
+            return writer.create(id, form, client_id, v, archive, t).await;
+        }
         let _turn = self.bulk_write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "INSERT INTO documents (id, form, client_id, version, state, patient_pinfl, composition_date, created_at, updated_at,
-                                    composition_at, organization)
-             VALUES ($1, $2, $3, 1, 'draft', $4, $5, $6, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(form)
-        .bind(client_id)
-        .bind(v.patient_pinfl)
-        .bind(v.composition_date)
-        .bind(&t)
-        .bind(v.composition_at())
-        .bind(v.organization)
-        .execute(&mut *tx)
-        .await;
-        if let Err(e) = r {
-            if is_unique_violation(&e) {
-                return Err(AppError::Conflict(format!(
-                    "document {id} exists already; change it with PUT /documents/{id} and If-Match"
-                )));
-            }
-            return Err(e.into());
-        }
-        insert_version(&mut tx, id, 1, v, &t).await?;
+        insert_document(&mut tx, id, form, client_id, v, &t).await?;
         let _commit = self.commit_turn().await;
         crate::archive::on_write(&mut tx, id, archive).await?;
         tx.commit().await?;
@@ -191,8 +172,44 @@ impl Store {
     }
 }
 
+/// The rows of version 1 of a new document; `Err(Conflict)`, with nothing written, when the id
+/// exists.
+pub(super) async fn insert_document(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    form: &str,
+    client_id: &str,
+    v: &NewVersion<'_>,
+    t: &str,
+) -> Result<(), AppError> {
+    // DO NOTHING rather than a unique violation: in a group commit (`store::writer`) a failed
+    // statement would abort the whole transaction on PostgreSQL
+    let r = sqlx::query(
+        "INSERT INTO documents (id, form, client_id, version, state, patient_pinfl, composition_date, created_at, updated_at,
+                                composition_at, organization)
+         VALUES ($1, $2, $3, 1, 'draft', $4, $5, $6, $6, $7, $8)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(form)
+    .bind(client_id)
+    .bind(v.patient_pinfl)
+    .bind(v.composition_date)
+    .bind(t)
+    .bind(v.composition_at())
+    .bind(v.organization)
+    .execute(&mut *conn)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(AppError::Conflict(format!(
+            "document {id} exists already; change it with PUT /documents/{id} and If-Match"
+        )));
+    }
+    insert_version(conn, id, 1, v, t).await
+}
+
 async fn insert_version(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     id: &str,
     version: i64,
     v: &NewVersion<'_>,
@@ -208,7 +225,7 @@ async fn insert_version(
     .bind(v.input)
     .bind(v.bundle)
     .bind(t)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

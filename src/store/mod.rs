@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod documents;
+mod writer;
 
 use crate::error::AppError;
 use sqlx::any::AnyPoolOptions;
@@ -35,6 +36,8 @@ pub struct Store {
     /// `GET /documents/{id}` (whose audit record is a write) is not held up by all of them. On
     /// PostgreSQL the same lock is [`Store::commit_turn`].
     pub bulk_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: the group commit of new documents ([`writer`]). `None` on PostgreSQL.
+    pub writer: Option<writer::Writer>,
 }
 
 /// A write turn: see [`Store::write_turn`], [`Store::bulk_write_turn`] and [`Store::commit_turn`].
@@ -99,7 +102,21 @@ impl Store {
         let pool = opts.connect(url).await?;
         MIGRATOR.run(&pool).await?;
         let write_lock = (backend == Backend::Sqlite).then(Default::default);
-        Ok(Store { pool, backend, required_signatures: Default::default(), write_lock, bulk_lock: Default::default() })
+        let mut store = Store {
+            pool,
+            backend,
+            required_signatures: Default::default(),
+            write_lock,
+            bulk_lock: Default::default(),
+            writer: None,
+        };
+        if backend == Backend::Sqlite {
+            // the writer's connection leaves the pool (which may open another in its place); its
+            // store has no writer, so the writer ends with the last handle of this one
+            let conn = store.pool.acquire().await?.detach();
+            store.writer = Some(writer::Writer::start(conn, store.clone())?);
+        }
+        Ok(store)
     }
 
     /// Taken before a short write transaction begins and held until it ends (see `write_lock`).
