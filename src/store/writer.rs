@@ -47,6 +47,9 @@ pub struct Writer {
 enum Job {
     Create(Box<Create>, oneshot::Sender<Result<(), AppError>>),
     Audit(Box<AuditEntry>, oneshot::Sender<Result<AuditRecord, AppError>>),
+    /// Tests: a statement run on the writer's connection, outside any batch.
+    #[cfg(test)]
+    Sql(String, oneshot::Sender<Result<(), AppError>>),
 }
 
 /// What a job wrote.
@@ -61,6 +64,10 @@ impl Job {
     fn answer(self, r: Result<Done, AppError>) {
         match self {
             Job::Create(_, done) => {
+                let _ = done.send(r.map(|_| ()));
+            }
+            #[cfg(test)]
+            Job::Sql(_, done) => {
                 let _ = done.send(r.map(|_| ()));
             }
             Job::Audit(_, done) => {
@@ -182,6 +189,15 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        #[cfg(test)]
+        if let [Job::Sql(sql, _)] = &batch[..] {
+            use sqlx::Executor;
+            let r = conn.execute(sql.as_str()).await.map(|_| Done::Created).map_err(AppError::from);
+            if let Some(job) = batch.pop() {
+                job.answer(r);
+            }
+            continue;
+        }
         let waited = std::time::Instant::now();
         let turn = store.bulk_write_turn().await;
         let began = std::time::Instant::now();
@@ -214,6 +230,14 @@ async fn run(
             Err(e) => vec![Err(e)],
         };
         drop(turn);
+        if answers.iter().all(|a| matches!(a, Err(e) if !matches!(e, AppError::Conflict(_)))) {
+            // Nothing could be written: the connection itself may be what fails (its SQLite
+            // thread gone). A fresh one costs nothing when the cause is elsewhere (a full disk).
+            match store.pool.acquire().await {
+                Ok(fresh) => conn = fresh.detach(),
+                Err(e) => tracing::warn!(error = %e, "the document writer could not renew its connection"),
+            }
+        }
         tracing::debug!(
             jobs = batch.len(),
             turn_wait_us = (began - waited).as_micros() as u64,
@@ -253,6 +277,8 @@ async fn write(conn: &mut sqlx::AnyConnection, jobs: &[Job]) -> Result<Vec<Resul
                 Ok(rec) => answers.push(Ok(Done::Audited(Box::new(rec)))),
                 Err(e) => return Err(rolled_back(tx, e).await),
             },
+            #[cfg(test)]
+            Job::Sql(..) => answers.push(Err(AppError::BadRequest("a statement in a batch".into()))),
         }
     }
     tx.commit().await?;
@@ -389,6 +415,22 @@ mod tests {
         assert_eq!(count(&store, "SELECT COUNT(*) FROM document_relations").await, 1);
         let report = audit::verify_chain(&store).await.unwrap();
         assert!(report.ok && report.records == 3, "{report:?}");
+    }
+
+    /// When nothing of a batch could be written, the writer takes a fresh connection: a
+    /// connection that fails every write (here, one made read-only) does not fail every create
+    /// after it.
+    #[tokio::test]
+    async fn a_connection_that_fails_every_write_is_replaced() {
+        let (_dir, store) = temp_store().await;
+        let writer = store.writer.clone().unwrap();
+        let (done, answer) = oneshot::channel();
+        writer.jobs.send(Job::Sql("PRAGMA query_only = ON".into(), done)).ok().unwrap();
+        answer.await.unwrap().unwrap();
+        assert!(matches!(create(&store, "a", None).await, Err(AppError::Internal(_))));
+        create(&store, "b", None).await.unwrap();
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM documents").fetch_all(&store.pool).await.unwrap();
+        assert_eq!(ids, ["b"]);
     }
 
     /// The writer's thread ends with the store, closing its connection.
