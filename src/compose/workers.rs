@@ -10,7 +10,6 @@
 //! CPU, and reads beside it keep their latency (BENCHMARKS.md, seventh session).
 
 use crate::error::AppError;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, LazyLock, Mutex};
 use tokio::sync::oneshot;
@@ -68,13 +67,6 @@ fn lower_priority() {
     }
 }
 
-static STARTED: AtomicUsize = AtomicUsize::new(0);
-
-/// Jobs handed to the compose threads since the process started.
-pub fn started() -> usize {
-    STARTED.load(Ordering::Relaxed)
-}
-
 /// Run `f` on a compose thread and await its result. A panic in `f` is an internal error of this
 /// request alone; the thread goes on.
 pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
@@ -87,7 +79,6 @@ pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> R
         .map_err(|_| AppError::Internal(anyhow::anyhow!("the compose queue is poisoned")))?
         .send(job)
         .map_err(|_| AppError::Unavailable("no compose thread is running".into()))?;
-    STARTED.fetch_add(1, Ordering::Relaxed);
     match answer.await {
         Ok(Ok(t)) => Ok(t),
         Ok(Err(_)) => Err(AppError::Internal(anyhow::anyhow!("composing the document failed unexpectedly"))),
@@ -98,6 +89,7 @@ pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     /// Jobs run on the compose threads, below the process's priority.

@@ -36,7 +36,8 @@ pub struct Store {
     /// `GET /documents/{id}` (whose audit record is a write) is not held up by all of them. On
     /// PostgreSQL the same lock is [`Store::commit_turn`].
     pub bulk_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// SQLite: the group commit of new documents ([`writer`]). `None` on PostgreSQL.
+    /// SQLite: the group commit of new documents and of reads' audit records ([`writer`]).
+    /// `None` on PostgreSQL.
     pub writer: Option<writer::Writer>,
 }
 
