@@ -83,9 +83,9 @@ impl Documents {
     }
 
     /// Composes a version ready to store. `replaces`: the identifier of the Composition an
-    /// amendment replaces (`relatesTo replaces`, archive lifecycle). The input and Bundle trees are
-    /// gone when this returns — they are about ten times the size of their text, and a caller would
-    /// otherwise hold them while its write waits its turn (issue 7: peak memory under load).
+    /// amendment replaces (`relatesTo replaces`, archive lifecycle). The input tree is gone when
+    /// this returns — it is about ten times the size of its text, and a caller would otherwise hold
+    /// it while its write waits its turn (issue 7: peak memory under load).
     pub(crate) fn compose(
         &self,
         form: &str,
@@ -95,17 +95,14 @@ impl Documents {
     ) -> Result<Composed, AppError> {
         let def = self.composer.get(form).ok_or_else(|| AppError::NotFound(format!("no form `{form}`")))?;
         let ctx = ComposeContext::new(document_id, chrono::Local::now().fixed_offset());
-        let mut bundle = def.compose(&input, &ctx)?;
-        if let Some(ident) = replaces {
-            crate::archive::lifecycle::add_relates_to(&mut bundle, ident)?;
-        }
-        let (pinfl, date, org) = index_fields(&input, &bundle);
+        let out = def.compose_json(&input, &ctx, replaces)?;
+        let (pinfl, org) = input_fields(&input);
         Ok(Composed {
             bundle_identifier: format!("urn:uuid:{}", ctx.bundle_id),
-            text: crate::sign::canon::to_json_string(&bundle),
+            date: out.date,
+            text: out.json,
             input_text: crate::sign::canon::to_json_string(&input),
             pinfl,
-            date,
             org,
         })
     }
@@ -333,11 +330,10 @@ impl Documents {
 }
 
 /// The search columns of a version: the patient's PINFL, the Composition's date, the
-/// organization's tax id. A new version takes them from the trees it was composed from
+/// organization's tax id. A new version takes them from its input and from composing
 /// (`Documents::compose`); only the start-up backfill parses stored text for them.
 pub(crate) fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>, Option<String>) {
-    let pinfl = input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(str::to_string);
-    let org = input.get("organization").and_then(|o| o.get("taxId")).and_then(Value::as_str).map(str::to_string);
+    let (pinfl, org) = input_fields(input);
     let date = bundle
         .get("entry")
         .and_then(|e| e.get(0))
@@ -346,4 +342,11 @@ pub(crate) fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Op
         .and_then(Value::as_str)
         .map(str::to_string);
     (pinfl, date, org)
+}
+
+/// The patient's PINFL and the organization's tax id of a form input (search columns).
+fn input_fields(input: &Value) -> (Option<String>, Option<String>) {
+    let pinfl = input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(str::to_string);
+    let org = input.get("organization").and_then(|o| o.get("taxId")).and_then(Value::as_str).map(str::to_string);
+    (pinfl, org)
 }

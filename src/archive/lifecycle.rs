@@ -95,19 +95,6 @@ pub(crate) async fn supersede_replaced(
     Ok(())
 }
 
-/// Add `relatesTo replaces` to the Composition of a composed amendment.
-pub(crate) fn add_relates_to(bundle: &mut Value, old_composition_identifier: &Value) -> Result<(), AppError> {
-    let comp = bundle
-        .pointer_mut("/entry/0/resource")
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("composed bundle has no Composition")))?;
-    comp.insert(
-        "relatesTo".into(),
-        json!([{"type": "replaces", "resourceReference": {"type": "Composition", "identifier": old_composition_identifier}}]),
-    );
-    Ok(())
-}
-
 /// The business identifier of a stored document's Composition (its first identifier).
 async fn composition_identifier(store: &Store, id: &str, version: i64) -> Result<Value, AppError> {
     let v = store

@@ -8,6 +8,7 @@
 pub mod expr;
 pub mod labels;
 pub mod narrative;
+pub mod node;
 pub mod questionnaire;
 pub mod template;
 pub mod workers;
@@ -16,6 +17,7 @@ use crate::error::{AppError, Issue};
 use chrono::{DateTime, FixedOffset};
 use expr::{as_text, eval, for_each_chain, truthy, with_levels, Env, Expr, Level, Scope};
 use labels::{LabelMap, Labels, Lang};
+use node::{Members, Node, View};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -465,8 +467,8 @@ impl FormDef {
         for c in &self.checks {
             let mut run = |sc: &Scope<'_>| {
                 if !truthy(&eval(&c.assert, sc)) {
-                    let path = render(&c.path, sc, &cx).map(|v| as_text(&v));
-                    let msg = render(&c.message, sc, &cx).map(|v| as_text(&v)).unwrap_or_default();
+                    let path = render(&c.path, sc, &cx).map(Node::into_text);
+                    let msg = render(&c.message, sc, &cx).map(Node::into_text).unwrap_or_default();
                     issues.push(Issue::new("business-rule", path, msg));
                 }
             };
@@ -496,8 +498,21 @@ impl FormDef {
         issues
     }
 
-    /// Validate and compose. Nothing is stored here; the caller stores the result.
+    /// Validate and compose, as a `Value` (the CLI, tests): [`FormDef::compose_json`] parsed.
     pub fn compose(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, AppError> {
+        let out = self.compose_json(input, ctx, None)?;
+        serde_json::from_str(&out.json).map_err(|e| AppError::Internal(e.into()))
+    }
+
+    /// Validate and compose to the Bundle's JSON text. Nothing is stored here; the caller stores
+    /// the result. `replaces`: the identifier of the Composition an amendment replaces (its
+    /// `relatesTo`, archive lifecycle).
+    pub fn compose_json(
+        &self,
+        input: &Value,
+        ctx: &ComposeContext,
+        replaces: Option<&Value>,
+    ) -> Result<Output, AppError> {
         // Outer white space is never meaningful in a form field, and FHIR codes and identifiers
         // must not carry it: inputs are trimmed first (callers that store the input call
         // `normalize` themselves, so the stored input is the one composed).
@@ -514,16 +529,11 @@ impl FormDef {
         if !issues.is_empty() {
             return Err(AppError::Invalid(issues));
         }
-        let bundle =
-            self.build(input, ctx).map_err(|e| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form)))?;
-        let bad = bad_codes(&bundle, input);
-        if !bad.is_empty() {
-            return Err(AppError::Invalid(bad));
-        }
-        Ok(bundle)
+        self.build(input, ctx, replaces)
     }
 
-    fn build(&self, input: &Value, ctx: &ComposeContext) -> Result<Value, String> {
+    fn build(&self, input: &Value, ctx: &ComposeContext, replaces: Option<&Value>) -> Result<Output, AppError> {
+        let internal = |e: String| AppError::Internal(anyhow::anyhow!("form {}: {e}", self.form));
         let document_id = input
             .get("documentId")
             .and_then(Value::as_str)
@@ -562,7 +572,7 @@ impl FormDef {
         let cx = Ctx { refs: &refs, root: &root };
 
         // Pass 2: the resources.
-        let mut entries: Vec<Value> = Vec::new();
+        let mut entries: Vec<Node<'_>> = Vec::new();
         let mut practitioners = HashMap::new();
         if let Some(ps) = input.get("practitioners").and_then(Value::as_array) {
             for p in ps {
@@ -580,46 +590,39 @@ impl FormDef {
             for inst in &rr.insts {
                 let body = with_levels(&root, &root, &r.levels, &inst.idx, &mut |sc| render(&r.body, sc, &cx))
                     .flatten()
-                    .ok_or_else(|| format!("resource `{}` rendered empty", r.key))?;
-                let Value::Object(mut body) = body else {
-                    return Err(format!("resource `{}` is not an object", r.key));
+                    .ok_or_else(|| internal(format!("resource `{}` rendered empty", r.key)))?;
+                let Node::Obj(mut body) = body else {
+                    return Err(internal(format!("resource `{}` is not an object", r.key)));
                 };
                 let id = inst.full_url.trim_start_matches("urn:uuid:").to_string();
-                let mut res = Map::with_capacity(body.len() + 3);
-                // `resourceType` (and `meta` with a profile) are written first; their members in
-                // `body` are skipped below, so they can be taken out of it
-                let resource_type = body
-                    .get_mut("resourceType")
-                    .map(std::mem::take)
-                    .ok_or_else(|| format!("resource `{}` has no resourceType", r.key))?;
-                res.insert("resourceType".into(), resource_type);
-                res.insert("id".into(), Value::String(id));
+                let mut res: Members<'_> = Vec::with_capacity(body.len() + 3);
+                // `resourceType` (and `meta` with a profile) are written first
+                let resource_type = node::take(&mut body, "resourceType")
+                    .ok_or_else(|| internal(format!("resource `{}` has no resourceType", r.key)))?;
+                res.push(("resourceType", resource_type));
+                res.push(("id", Node::Str(id)));
                 if let Some(p) = &r.profile {
-                    let mut meta = match body.get_mut("meta") {
-                        Some(Value::Object(m)) => std::mem::take(m),
-                        _ => Map::new(),
+                    let mut meta = match node::take(&mut body, "meta") {
+                        Some(Node::Obj(m)) => m,
+                        _ => Vec::new(),
                     };
-                    meta.insert("profile".into(), Value::Array(vec![Value::String(p.clone())]));
-                    res.insert("meta".into(), Value::Object(meta));
+                    node::set(&mut meta, "profile", Node::Arr(vec![Node::Text(p)]));
+                    res.push(("meta", Node::Obj(meta)));
                 }
                 for (k, v) in body {
-                    if k != "resourceType" && !(k == "meta" && r.profile.is_some()) {
-                        res.insert(k, v);
-                    }
+                    node::set(&mut res, k, v);
                 }
-                if !res.contains_key("text") {
-                    if let Some(div) = narrative::resource_div_of(&res) {
+                if !res.iter().any(|(k, _)| *k == "text") {
+                    if let Some(div) = narrative::resource_div_of(View::Members(&res)) {
                         // keep the FHIR element order: text follows meta (or id when there is no meta)
-                        let after = if res.contains_key("meta") { "meta" } else { "id" };
-                        if let Some(at) = res.keys().position(|k| k == after) {
-                            res.shift_insert(at + 1, "text".into(), generated_text(div));
+                        let after = if res.iter().any(|(k, _)| *k == "meta") { "meta" } else { "id" };
+                        if let Some(at) = res.iter().position(|(k, _)| *k == after) {
+                            res.insert(at + 1, ("text", generated_text(div)));
                         }
                     }
                 }
-                let mut entry = Map::with_capacity(2);
-                entry.insert("fullUrl".into(), Value::String(inst.full_url.clone()));
-                entry.insert("resource".into(), Value::Object(res));
-                entries.push(Value::Object(entry));
+                entries
+                    .push(Node::Obj(vec![("fullUrl", Node::Str(inst.full_url.clone())), ("resource", Node::Obj(res))]));
             }
         }
 
@@ -628,16 +631,16 @@ impl FormDef {
         let nenv = narrative::NarrativeEnv { labels: &self.labels, lang, practitioners: &practitioners };
         let mut sections = Vec::new();
         for s in &self.sections {
-            render_section(s, &root, &cx, &nenv, &mut sections)?;
+            render_section(s, &root, &cx, &nenv, &mut sections).map_err(internal)?;
         }
         let comp_id = Uuid::new_v5(&ctx.bundle_id, b"composition");
         let comp_url = format!("urn:uuid:{comp_id}");
-        let mut comp = Map::new();
-        comp.insert("resourceType".into(), json!("Composition"));
-        comp.insert("id".into(), json!(comp_id.to_string()));
-        comp.insert("meta".into(), json!({"profile": [&self.profile]}));
+        let mut comp: Members<'_> = Vec::with_capacity(16);
+        comp.push(("resourceType", Node::Text("Composition")));
+        comp.push(("id", Node::Str(comp_id.to_string())));
+        comp.push(("meta", Node::Obj(vec![("profile", Node::Arr(vec![Node::Text(&self.profile)]))])));
         if input.get("language").is_some() {
-            comp.insert("language".into(), json!(lang.code()));
+            comp.push(("language", Node::Text(lang.code())));
         }
         let patient_name = input.get("patient").and_then(|p| p.get("name")).and_then(expr::person_name);
         let heading = self.title.get(lang).to_string();
@@ -654,47 +657,80 @@ impl FormDef {
         .flatten()
         .collect::<Vec<_>>()
         .join(" · ");
-        comp.insert("text".into(), generated_text(narrative::render(&heading, Some(&summary), None, &nenv)));
-        let mut identifiers = vec![json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{document_id}")})];
-        let extra = render(&self.composition, &root, &cx);
-        let mut extra = match extra {
-            Some(Value::Object(m)) => m,
-            None => Map::new(),
-            Some(_) => return Err("composition template must be an object".into()),
+        comp.push(("text", generated_text(narrative::render(&heading, Some(&summary), None, &nenv))));
+        let mut identifiers = vec![Node::Obj(vec![
+            ("system", Node::Text(IDENTIFIER_SYSTEM)),
+            ("value", Node::Str(format!("urn:uuid:{document_id}"))),
+        ])];
+        let mut extra = match render(&self.composition, &root, &cx) {
+            Some(Node::Obj(m)) => m,
+            None => Vec::new(),
+            Some(_) => return Err(internal("composition template must be an object".into())),
         };
-        if let Some(Value::Array(more)) = extra.remove("identifier") {
-            identifiers.extend(more);
+        match node::take(&mut extra, "identifier") {
+            Some(Node::Arr(more)) => identifiers.extend(more),
+            Some(Node::Lit(Value::Array(more))) => identifiers.extend(more.iter().map(Node::Lit)),
+            Some(Node::Val(Value::Array(more))) => identifiers.extend(more.into_iter().map(Node::Val)),
+            _ => {}
         }
-        comp.insert("identifier".into(), Value::Array(identifiers));
-        comp.insert("status".into(), json!("final"));
-        let title = extra.remove("title").unwrap_or_else(|| json!(self.title.en));
+        node::set(&mut comp, "identifier", Node::Arr(identifiers));
+        node::set(&mut comp, "status", Node::Text("final"));
+        let title = node::take(&mut extra, "title").unwrap_or(Node::Text(&self.title.en));
         for (k, v) in extra {
-            comp.insert(k, v);
+            node::set(&mut comp, k, v);
         }
-        comp.insert("title".into(), title);
-        comp.insert("section".into(), Value::Array(sections));
+        node::set(&mut comp, "title", title);
+        node::set(&mut comp, "section", Node::Arr(sections));
+        if let Some(ident) = replaces {
+            node::set(
+                &mut comp,
+                "relatesTo",
+                Node::Val(
+                    json!([{"type": "replaces", "resourceReference": {"type": "Composition", "identifier": ident}}]),
+                ),
+            );
+        }
+        let date = comp.iter().find(|(k, _)| *k == "date").and_then(|(_, d)| d.view().as_str()).map(str::to_string);
+        // FHIR `code` values an input field made invalid (checked on the built document)
+        let bad = bad_codes(View::Members(&comp), &entries, input);
+        if !bad.is_empty() {
+            return Err(AppError::Invalid(bad));
+        }
+        let comp = Node::Obj(comp);
         let mut all = Vec::with_capacity(entries.len() + 1);
-        let mut comp_entry = Map::with_capacity(2);
-        comp_entry.insert("fullUrl".into(), Value::String(comp_url));
-        comp_entry.insert("resource".into(), Value::Object(comp));
-        all.push(Value::Object(comp_entry));
+        all.push(Node::Obj(vec![("fullUrl", Node::Str(comp_url)), ("resource", comp)]));
         all.extend(entries);
 
-        let mut bundle = Map::new();
-        bundle.insert("resourceType".into(), json!("Bundle"));
-        bundle.insert("id".into(), json!(ctx.bundle_id.to_string()));
+        let mut bundle: Members<'_> = Vec::with_capacity(7);
+        bundle.push(("resourceType", Node::Text("Bundle")));
+        bundle.push(("id", Node::Str(ctx.bundle_id.to_string())));
         if input.get("language").is_some() {
-            bundle.insert("language".into(), json!(lang.code()));
+            bundle.push(("language", Node::Text(lang.code())));
         }
-        bundle.insert(
-            "identifier".into(),
-            json!({"system": IDENTIFIER_SYSTEM, "value": format!("urn:uuid:{}", ctx.bundle_id)}),
-        );
-        bundle.insert("type".into(), json!("document"));
-        bundle.insert("timestamp".into(), json!(ctx.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)));
-        bundle.insert("entry".into(), Value::Array(all));
-        Ok(Value::Object(bundle))
+        bundle.push((
+            "identifier",
+            Node::Obj(vec![
+                ("system", Node::Text(IDENTIFIER_SYSTEM)),
+                ("value", Node::Str(format!("urn:uuid:{}", ctx.bundle_id))),
+            ]),
+        ));
+        bundle.push(("type", Node::Text("document")));
+        bundle.push(("timestamp", Node::Str(now.clone())));
+        bundle.push(("entry", Node::Arr(all)));
+        // room for a Form 003 document at once (growing by doubling copied ~0.3 MB)
+        let mut out = Vec::with_capacity(256 * 1024);
+        Node::Obj(bundle).write(&mut out);
+        let json = String::from_utf8(out).map_err(|e| AppError::Internal(e.into()))?;
+        Ok(Output { json, date })
     }
+}
+
+/// A composed document: the Bundle's JSON text and what the store indexes of it.
+#[derive(Debug)]
+pub struct Output {
+    pub json: String,
+    /// `Composition.date`
+    pub date: Option<String>,
 }
 
 fn load_section(s: &Value, at: &str, _parent: &str) -> Result<SectionRule, String> {
@@ -741,12 +777,12 @@ fn load_section(s: &Value, at: &str, _parent: &str) -> Result<SectionRule, Strin
     })
 }
 
-fn render_section(
-    s: &SectionRule,
+fn render_section<'d>(
+    s: &'d SectionRule,
     sc: &Scope<'_>,
     cx: &Ctx<'_>,
     nenv: &narrative::NarrativeEnv<'_>,
-    out: &mut Vec<Value>,
+    out: &mut Vec<Node<'d>>,
 ) -> Result<(), String> {
     if let Some(over) = &s.over {
         let Some(v) = eval(over, sc) else {
@@ -778,16 +814,16 @@ fn render_section(
     one_section(s, sc, cx, nenv, out, input.as_deref(), &s.input_path)
 }
 
-fn one_section(
-    s: &SectionRule,
+fn one_section<'d>(
+    s: &'d SectionRule,
     sc: &Scope<'_>,
     cx: &Ctx<'_>,
     nenv: &narrative::NarrativeEnv<'_>,
-    out: &mut Vec<Value>,
+    out: &mut Vec<Node<'d>>,
     input: Option<&Value>,
     input_path: &str,
 ) -> Result<(), String> {
-    let title_of = |lang: &str| s.title.get(lang).and_then(|t| render(t, sc, cx)).map(|v| as_text(&v));
+    let title_of = |lang: &str| s.title.get(lang).and_then(|t| render(t, sc, cx)).map(Node::into_text);
     let title_en = title_of("en").ok_or("section without an English title")?;
     let heading = title_of(nenv.lang.code()).unwrap_or_else(|| title_en.clone());
     let text = s.text.as_ref().and_then(|e| eval(e, sc)).map(|v| as_text(&v));
@@ -795,24 +831,24 @@ fn one_section(
     // Sub-sections show their own parts, so the parent table leaves out what they show.
     let table_input = if text.is_some() { None } else { input };
     let div = narrative::render_without(&heading, text.as_deref(), table_input.map(|v| (v, input_path)), &s.skip, nenv);
-    let mut sec = Map::new();
-    sec.insert("title".into(), Value::String(title_en));
-    sec.insert("code".into(), render(&s.code, sc, cx).ok_or("section code rendered empty")?);
+    let mut sec: Members<'d> = Vec::with_capacity(6);
+    sec.push(("title", Node::Str(title_en)));
+    sec.push(("code", render(&s.code, sc, cx).ok_or("section code rendered empty")?));
     if let Some(a) = s.author.as_ref().and_then(|a| render(a, sc, cx)) {
-        sec.insert("author".into(), a);
+        sec.push(("author", a));
     }
-    sec.insert("text".into(), generated_text(div));
+    sec.push(("text", generated_text(div)));
     if let Some(e) = s.entry.as_ref().and_then(|e| render(e, sc, cx)) {
-        sec.insert("entry".into(), e);
+        sec.push(("entry", e));
     }
     let mut subs = Vec::new();
     for sub in &s.sections {
         render_section(sub, sc, cx, nenv, &mut subs)?;
     }
     if !subs.is_empty() {
-        sec.insert("section".into(), Value::Array(subs));
+        sec.push(("section", Node::Arr(subs)));
     }
-    out.push(Value::Object(sec));
+    out.push(Node::Obj(sec));
     Ok(())
 }
 
@@ -965,11 +1001,8 @@ fn has_forbidden_char(s: &str) -> bool {
 }
 
 /// `{"status": "generated", "div": div}`
-fn generated_text(div: String) -> Value {
-    let mut m = Map::with_capacity(2);
-    m.insert("status".into(), Value::String("generated".into()));
-    m.insert("div".into(), Value::String(div));
-    Value::Object(m)
+fn generated_text<'d>(div: String) -> Node<'d> {
+    Node::Obj(vec![("status", Node::Text("generated")), ("div", Node::Str(div))])
 }
 
 /// [`instances_at`] without building a path for every instance: `f` gets each location's
@@ -1037,26 +1070,44 @@ pub fn normalize(v: &mut Value) {
     }
 }
 
-/// FHIR `code` values (`^[^\s]+( [^\s]+)*$`) in the composed Bundle that an input field put there
-/// with inner runs of white space: reported at every input field holding that text.
-fn bad_codes(bundle: &Value, input: &Value) -> Vec<Issue> {
-    fn is_bad(s: &str) -> bool {
-        s.is_empty() || s.split(' ').any(str::is_empty) || s.chars().any(|c| c.is_whitespace() && c != ' ')
+/// Text that is no FHIR `code` (`^[^\s]+( [^\s]+)*$`): empty, a leading, trailing or doubled
+/// space, or other white space. One pass: every string of every input is looked at.
+fn bad_code_text(s: &str) -> bool {
+    let mut after_space = true; // the start counts as a space: a leading one is bad
+    for c in s.chars() {
+        if c == ' ' {
+            if after_space {
+                return true;
+            }
+            after_space = true;
+        } else if c.is_whitespace() {
+            return true;
+        } else {
+            after_space = false;
+        }
     }
+    after_space // empty, or a trailing space
+}
+
+/// FHIR `code` values (`^[^\s]+( [^\s]+)*$`) in the composed Bundle (its Composition `comp`
+/// and the other `entries`) that an input field put there with inner runs of white space:
+/// reported at every input field holding that text.
+fn bad_codes(comp: View<'_, '_>, entries: &[Node<'_>], input: &Value) -> Vec<Issue> {
     fn any_bad(v: &Value) -> bool {
         match v {
             Value::Object(o) => o.values().any(any_bad),
             Value::Array(a) => a.iter().any(any_bad),
-            Value::String(s) => is_bad(s),
+            Value::String(s) => bad_code_text(s),
             _ => false,
         }
     }
-    fn walk<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a str>) {
-        match v {
-            Value::Object(o) => o.iter().for_each(|(k, x)| walk(x, k, out)),
-            Value::Array(a) => a.iter().for_each(|x| walk(x, key, out)),
-            Value::String(s) if key == "code" && is_bad(s) => out.push(s),
-            _ => {}
+    fn walk<'a>(v: View<'a, '_>, key: &str, out: &mut Vec<&'a str>) {
+        if let Some(members) = v.members() {
+            members.for_each(|(k, x)| walk(x, k, out));
+        } else if let Some(items) = v.items() {
+            items.for_each(|x| walk(x, key, out));
+        } else if let Some(s) = v.as_str().filter(|s| key == "code" && bad_code_text(s)) {
+            out.push(s);
         }
     }
     // An issue names an input field whose text equals a bad code, so that text is bad too: when no
@@ -1075,7 +1126,8 @@ fn bad_codes(bundle: &Value, input: &Value) -> Vec<Issue> {
         }
     }
     let mut bad = Vec::new();
-    walk(bundle, "", &mut bad);
+    walk(comp, "", &mut bad);
+    entries.iter().for_each(|e| walk(e.view(), "", &mut bad));
     let mut issues = Vec::new();
     for b in bad {
         let mut paths = Vec::new();
@@ -1111,6 +1163,23 @@ mod tests {
         assert!(def_with(r.clone(), json!({"custodian": {"$ref": "organization"}})).is_ok());
         let err = def_with(r, json!({"custodian": {"$ref": "organisation"}})).err().unwrap();
         assert!(err.contains("organisation"), "{err}");
+    }
+
+    #[test]
+    fn bad_code_text_is_the_fhir_code_pattern_negated() {
+        let code = regex::Regex::new(r"^[^\s]+( [^\s]+)*$").unwrap();
+        let alphabet = [" ", "a", "\t", "\u{a0}", "\u{3000}", "é", "\n", "1"];
+        let mut all = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> =
+                all.iter().flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}"))).collect();
+            all.extend(longer);
+        }
+        all.sort();
+        all.dedup();
+        for s in &all {
+            assert_eq!(bad_code_text(s), !code.is_match(s), "{s:?}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! section's input (labels and code meanings from the schema, in the document's language).
 
 use super::labels::{Field, GenericPath, Kind, LabelMap, Lang};
+use super::node::View;
 use askama::Template;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -227,61 +228,61 @@ fn join(prefix: &str, label: &str) -> String {
     }
 }
 
-fn concept_text(c: &Value) -> Option<String> {
-    if let Some(t) = c.get("text").and_then(Value::as_str) {
+fn concept_text(c: View<'_, '_>) -> Option<String> {
+    if let Some(t) = c.get("text").and_then(View::as_str) {
         return Some(t.to_string());
     }
-    let coding = c.get("coding")?.get(0)?;
-    coding.get("display").or_else(|| coding.get("code")).and_then(Value::as_str).map(str::to_string)
+    let coding = c.get("coding")?.at(0)?;
+    coding.get("display").or_else(|| coding.get("code")).and_then(View::as_str).map(str::to_string)
 }
 
-fn human_name(n: &Value) -> Option<String> {
-    if let Some(t) = n.get("text").and_then(Value::as_str) {
+fn human_name(n: View<'_, '_>) -> Option<String> {
+    if let Some(t) = n.get("text").and_then(View::as_str) {
         return Some(t.to_string());
     }
-    let mut parts: Vec<String> = n.get("family").and_then(Value::as_str).map(str::to_string).into_iter().collect();
+    let mut parts: Vec<String> = n.get("family").and_then(View::as_str).map(str::to_string).into_iter().collect();
     parts.extend(
-        n.get("given").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string),
+        n.get("given").and_then(View::items).into_iter().flatten().filter_map(View::as_str).map(str::to_string),
     );
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
-fn period_text(v: &Value) -> String {
+fn period_text(v: View<'_, '_>) -> String {
     format!(
         "{} – {}",
-        v.get("start").and_then(Value::as_str).unwrap_or(""),
-        v.get("end").and_then(Value::as_str).unwrap_or("")
+        v.get("start").and_then(View::as_str).unwrap_or(""),
+        v.get("end").and_then(View::as_str).unwrap_or("")
     )
 }
 
-fn value_text(o: &serde_json::Map<String, Value>) -> Option<String> {
-    let (k, v) = o.iter().find(|(k, _)| k.starts_with("value"))?;
-    Some(match k.as_str() {
+/// The text of the first `value[x]` member of object `o`.
+fn value_text(o: View<'_, '_>) -> Option<String> {
+    let (k, v) = o.members()?.find(|(k, _)| k.starts_with("value"))?;
+    Some(match k {
         "valueQuantity" => format!(
             "{} {}",
-            v.get("value").map(|x| x.to_string()).unwrap_or_default(),
-            v.get("unit").or_else(|| v.get("code")).and_then(Value::as_str).unwrap_or("")
+            v.get("value").map(View::to_json).unwrap_or_default(),
+            v.get("unit").or_else(|| v.get("code")).and_then(View::as_str).unwrap_or("")
         )
         .trim()
         .to_string(),
         "valueCodeableConcept" => concept_text(v)?,
         "valuePeriod" => period_text(v),
         _ => match v {
-            Value::String(s) => s.clone(),
-            Value::Bool(b) => b.to_string(),
-            Value::Number(n) => n.to_string(),
-            _ => return None,
+            View::Value(Value::Bool(b)) => b.to_string(),
+            View::Value(Value::Number(n)) => n.to_string(),
+            v => v.as_str()?.to_string(),
         },
     })
 }
 
 /// A short generated narrative for one resource (dom-6): what it is, its code, value, people, times.
 pub fn resource_div(res: &Value) -> Option<String> {
-    resource_div_of(res.as_object()?)
+    resource_div_of(View::Value(res))
 }
 
-/// [`resource_div`] of a resource's members.
-pub fn resource_div_of(o: &Map<String, Value>) -> Option<String> {
+/// [`resource_div`] of a resource being composed (an object).
+pub fn resource_div_of(o: View<'_, '_>) -> Option<String> {
     // the members read below, found in one pass (a resource's members are unique)
     const SIMPLE: [&str; 11] = [
         "birthDate",
@@ -298,11 +299,11 @@ pub fn resource_div_of(o: &Map<String, Value>) -> Option<String> {
     ];
     const PERIODS: [&str; 4] = ["actualPeriod", "effectivePeriod", "occurrencePeriod", "period"];
     let (mut rt, mut name, mut component, mut identifier, mut item) = (None, None, None, None, None);
-    let mut codes: [Option<&Value>; 4] = [None; 4];
-    let mut simple: [Option<&Value>; 11] = [None; 11];
-    let mut periods: [Option<&Value>; 4] = [None; 4];
-    for (k, v) in o {
-        let slot = match k.as_str() {
+    let mut codes: [Option<View<'_, '_>>; 4] = [None; 4];
+    let mut simple: [Option<View<'_, '_>>; 11] = [None; 11];
+    let mut periods: [Option<View<'_, '_>>; 4] = [None; 4];
+    for (k, v) in o.members()? {
+        let slot = match k {
             "resourceType" => &mut rt,
             "name" => &mut name,
             "component" => &mut component,
@@ -340,27 +341,26 @@ pub fn resource_div_of(o: &Map<String, Value>) -> Option<String> {
     };
     let code = codes.iter().find_map(|c| {
         let c = (*c)?;
-        let c = if c.is_array() { c.get(0)? } else { c };
+        let c = if c.is_array() { c.at(0)? } else { c };
         concept_text(c.get("concept").unwrap_or(c)).or_else(|| c.get("itemCodeableConcept").and_then(concept_text))
     });
-    let name = name.and_then(|n| match n {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(a) => a.first().and_then(human_name),
-        _ => None,
+    let name = name.and_then(|n| match n.as_str() {
+        Some(s) => Some(s.to_string()),
+        None => n.items()?.next().and_then(human_name),
     });
     push("name", name);
     push("code", code.clone());
     push("value", value_text(o));
-    for c in component.and_then(Value::as_array).into_iter().flatten() {
-        if let (Some(l), Some(v)) = (c.get("code").and_then(concept_text), c.as_object().and_then(value_text)) {
+    for c in component.and_then(View::items).into_iter().flatten() {
+        if let (Some(l), Some(v)) = (c.get("code").and_then(concept_text), value_text(c)) {
             push(&l, Some(v));
         }
     }
-    if let Some(id) = identifier.and_then(|i| if i.is_array() { i.get(0) } else { Some(i) }) {
-        push("identifier", id.get("value").and_then(Value::as_str).map(str::to_string));
+    if let Some(id) = identifier.and_then(|i| if i.is_array() { i.at(0) } else { Some(i) }) {
+        push("identifier", id.get("value").and_then(View::as_str).map(str::to_string));
     }
     for (k, v) in SIMPLE.iter().zip(simple) {
-        push(k, v.and_then(Value::as_str).map(str::to_string));
+        push(k, v.and_then(View::as_str).map(str::to_string));
     }
     for (k, p) in PERIODS.iter().zip(periods) {
         if let Some(p) = p {
@@ -368,10 +368,10 @@ pub fn resource_div_of(o: &Map<String, Value>) -> Option<String> {
             push(k, Some(period_text(p)));
         }
     }
-    if let Some(items) = item.and_then(Value::as_array) {
+    if let Some(items) = item.and_then(View::items) {
         for it in items {
-            let l = it.get("text").or_else(|| it.get("linkId")).and_then(Value::as_str).unwrap_or("item");
-            let v = it.get("answer").and_then(|a| a.get(0)).and_then(Value::as_object).and_then(value_text);
+            let l = it.get("text").or_else(|| it.get("linkId")).and_then(View::as_str).unwrap_or("item");
+            let v = it.get("answer").and_then(|a| a.at(0)).and_then(value_text);
             push(l, v);
         }
     }

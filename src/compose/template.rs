@@ -2,8 +2,9 @@
 //! Compiled once from the definition file; evaluated per document (see `forms/README.md`).
 
 use super::expr::{self, eval, push_text, text_eq, truthy, Expr, Scope};
+use super::node::{self, Node};
 use super::FxHashMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 #[derive(Debug, Clone)]
 pub enum Tpl {
@@ -147,10 +148,10 @@ fn compile_string(s: &str) -> Result<Tpl, String> {
 }
 
 /// Evaluate a template; `None` is absent.
-pub fn render(t: &Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Value> {
+pub fn render<'d>(t: &'d Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Node<'d>> {
     match t {
-        Tpl::Lit(v) => Some(v.clone()),
-        Tpl::Expr(e) => eval(e, sc).map(|c| c.into_owned()),
+        Tpl::Lit(v) => Some(Node::Lit(v)),
+        Tpl::Expr(e) => eval(e, sc).map(|c| Node::Val(c.into_owned())),
         Tpl::Interp(parts) => {
             let mut s = String::new();
             for p in parts {
@@ -159,7 +160,7 @@ pub fn render(t: &Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Value> {
                     Part::Expr(e) => push_text(&mut s, &*eval(e, sc)?),
                 }
             }
-            Some(Value::String(s))
+            Some(Node::Str(s))
         }
         Tpl::Object { cond, members } => {
             if let Some(c) = cond {
@@ -167,16 +168,17 @@ pub fn render(t: &Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Value> {
                     return None;
                 }
             }
-            let mut m = Map::with_capacity(members.len());
+            // the names of a template object are unique (members of one JSON object)
+            let mut m = Vec::with_capacity(members.len());
             for (k, v) in members {
                 if let Some(x) = render(v, sc, cx) {
-                    m.insert(k.clone(), x);
+                    m.push((k.as_str(), x));
                 }
             }
             if m.is_empty() {
                 None
             } else {
-                Some(Value::Object(m))
+                Some(Node::Obj(m))
             }
         }
         Tpl::Array(items) => {
@@ -187,19 +189,19 @@ pub fn render(t: &Tpl, sc: &Scope<'_>, cx: &Ctx<'_>) -> Option<Value> {
             if out.is_empty() {
                 None
             } else {
-                Some(Value::Array(out))
+                Some(Node::Arr(out))
             }
         }
         Tpl::Ref { rule, key, extra } => {
             let url = resolve(cx.refs, rule, key.as_ref().map(|k| eval(k, sc)))?;
-            let mut m = Map::with_capacity(extra.len() + 1);
-            m.insert("reference".into(), Value::String(url));
+            let mut m = Vec::with_capacity(extra.len() + 1);
+            m.push(("reference", Node::Str(url)));
             for (k, v) in extra {
                 if let Some(x) = render(v, sc, cx) {
-                    m.insert(k.clone(), x);
+                    node::set(&mut m, k, x);
                 }
             }
-            Some(Value::Object(m))
+            Some(Node::Obj(m))
         }
     }
 }
@@ -216,7 +218,7 @@ fn resolve(refs: &RefTable<'_>, rule: &str, key: Option<expr::Val<'_>>) -> Optio
     }
 }
 
-pub fn render_item(it: &Item, sc: &Scope<'_>, cx: &Ctx<'_>, out: &mut Vec<Value>) {
+pub fn render_item<'d>(it: &'d Item, sc: &Scope<'_>, cx: &Ctx<'_>, out: &mut Vec<Node<'d>>) {
     match it {
         Item::One(t) => {
             if let Some(v) = render(t, sc, cx) {
@@ -254,9 +256,7 @@ pub fn render_item(it: &Item, sc: &Scope<'_>, cx: &Ctx<'_>, out: &mut Vec<Value>
                         continue;
                     }
                 }
-                let mut m = Map::new();
-                m.insert("reference".into(), Value::String(inst.full_url.clone()));
-                out.push(Value::Object(m));
+                out.push(Node::Obj(vec![("reference", Node::Str(inst.full_url.clone()))]));
             }
         }
     }

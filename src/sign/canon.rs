@@ -175,57 +175,59 @@ fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 /// composed Form 003 Bundle for the store was ~12% of composing it in the service (issue 7).
 /// Cross-checked against serde_json on random values and on composed documents (`tests/sign_jcs.rs`).
 pub fn to_json_string(v: &Value) -> String {
-    fn go(out: &mut Vec<u8>, v: &Value) {
-        match v {
-            Value::Null => out.extend_from_slice(b"null"),
-            Value::Bool(true) => out.extend_from_slice(b"true"),
-            Value::Bool(false) => out.extend_from_slice(b"false"),
-            Value::Number(n) => {
-                if let Some(u) = n.as_u64() {
-                    out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
-                } else if let Some(i) = n.as_i64() {
-                    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
-                } else {
-                    // floats: exactly serde_json's own form
-                    let _ = serde_json::to_writer(&mut *out, n);
-                }
-            }
-            Value::String(s) => write_string(out, s),
-            Value::Array(a) => {
-                out.push(b'[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    go(out, x);
-                }
-                out.push(b']');
-            }
-            Value::Object(m) => {
-                out.push(b'{');
-                for (i, (k, x)) in m.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_string(out, k);
-                    out.push(b':');
-                    go(out, x);
-                }
-                out.push(b'}');
-            }
-        }
-    }
     // a Bundle: room for a Form 003 document at once (growing by doubling copied ~0.3 MB)
     let bundle = v.get("resourceType").and_then(Value::as_str) == Some("Bundle");
     let mut out = Vec::with_capacity(if bundle { 256 * 1024 } else { 16 * 1024 });
-    go(&mut out, v);
+    write_json(&mut out, v);
     // every byte written is ASCII punctuation, an escape, or a whole `str`
     String::from_utf8(out).expect("JSON text of a Value is UTF-8")
 }
 
+/// Append the JSON text of `v` as [`to_json_string`] writes it.
+pub fn write_json(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
+            } else if let Some(i) = n.as_i64() {
+                out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+            } else {
+                // floats: exactly serde_json's own form
+                let _ = serde_json::to_writer(&mut *out, n);
+            }
+        }
+        Value::String(s) => write_string(out, s),
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(out, x);
+            }
+            out.push(b']');
+        }
+        Value::Object(m) => {
+            out.push(b'{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(out, k);
+                out.push(b':');
+                write_json(out, x);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
 /// §3.2.2.2: `"` and `\` escaped, U+0008/9/A/C/D as `\b \t \n \f \r`, other controls as
 /// lower-case `\u00hh`, everything else (including U+007F and U+2028) as its UTF-8 bytes.
-fn write_string(out: &mut Vec<u8>, s: &str) {
+pub fn write_string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
