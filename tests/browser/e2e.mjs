@@ -70,9 +70,16 @@ const signingFrame = (page) => page.frames().find((f) => f.url().startsWith(HUJJ
 async function loginInPopup(page, frame, who) {
   await frame.locator('#login').waitFor({ state: 'visible' });
   await page.waitForTimeout(300); // let the parent finish resizing the frame (hujjat:resize)
-  const popupP = context.waitForEvent('page', { timeout: 30000 });
-  await frame.locator('#login').click();
-  const popup = await popupP;
+  // A click while the parent still resizes the frame can miss the button (Playwright aims where it
+  // was; seen once on a slow host): click again until the popup opens. The popup has a window
+  // name, so a late first popup and a second click share one window.
+  let popup = null;
+  for (let i = 0; i < 3 && !popup; i++) {
+    const popupP = context.waitForEvent('page', { timeout: 10000 }).catch(() => null);
+    await frame.locator('#login').click();
+    popup = await popupP;
+  }
+  if (!popup) throw new Error('no login popup after three clicks on #login');
   await popup.waitForLoadState();
   if (MODE === 'oidc') {
     await popup.locator('input[name=login]').waitFor();
