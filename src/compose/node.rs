@@ -8,7 +8,7 @@
 //! where a name must be found is cheaper than hashing every insert. The text written is the one
 //! `canon::to_json_string` writes for the equivalent `Value`, octet for octet.
 
-use crate::sign::canon::{write_json, write_string};
+use crate::sign::canon::{write_array, write_json, write_object, write_string};
 use serde_json::Value;
 
 /// One value of the document being built. `'d`: the form definition.
@@ -86,27 +86,11 @@ impl<'d> Node<'d> {
 }
 
 fn write_members(out: &mut Vec<u8>, m: &[(&str, Node<'_>)]) {
-    out.push(b'{');
-    for (i, (k, x)) in m.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_string(out, k);
-        out.push(b':');
-        x.write(out);
-    }
-    out.push(b'}');
+    write_object(out, m.iter().map(|(k, x)| (*k, x)), |o, x| x.write(o));
 }
 
 fn write_items(out: &mut Vec<u8>, a: &[Node<'_>]) {
-    out.push(b'[');
-    for (i, x) in a.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        x.write(out);
-    }
-    out.push(b']');
+    write_array(out, a, |o, x| x.write(o));
 }
 
 /// A read-only look at a node, or at a value inside one: what the generated narratives and the

@@ -200,29 +200,43 @@ pub fn write_json(out: &mut Vec<u8>, v: &Value) {
             }
         }
         Value::String(s) => write_string(out, s),
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json(out, x);
-            }
-            out.push(b']');
-        }
-        Value::Object(m) => {
-            out.push(b'{');
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(out, k);
-                out.push(b':');
-                write_json(out, x);
-            }
-            out.push(b'}');
-        }
+        Value::Array(a) => write_array(out, a, write_json),
+        Value::Object(m) => write_object(out, m.iter().map(|(k, x)| (k.as_str(), x)), write_json),
     }
+}
+
+/// `[…]`: each item written by `item` (shared with the composer's node tree).
+pub fn write_array<'a, T: 'a>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = &'a T>,
+    item: impl Fn(&mut Vec<u8>, &T),
+) {
+    out.push(b'[');
+    for (i, x) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, x);
+    }
+    out.push(b']');
+}
+
+/// `{…}` with the members in the given order: each value written by `value`.
+pub fn write_object<'a, T: 'a>(
+    out: &mut Vec<u8>,
+    members: impl IntoIterator<Item = (&'a str, &'a T)>,
+    value: impl Fn(&mut Vec<u8>, &T),
+) {
+    out.push(b'{');
+    for (i, (k, x)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(out, k);
+        out.push(b':');
+        value(out, x);
+    }
+    out.push(b'}');
 }
 
 /// §3.2.2.2: `"` and `\` escaped, U+0008/9/A/C/D as `\b \t \n \f \r`, other controls as
