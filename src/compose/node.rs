@@ -3,7 +3,7 @@
 //!
 //! Composing used to build a `serde_json::Value` tree, then serialize it: every member name was
 //! copied into a `String` and hashed into an `IndexMap`, every literal cloned, and the whole tree
-//! freed again — about half of composing the Form 003 example (issue 7, BENCHMARKS.md, eighth
+//! freed again — about a third of composing the Form 003 example (issue 7, BENCHMARKS.md, eighth
 //! session). A `Node` object is a `Vec` of borrowed names: members are few, so a linear search
 //! where a name must be found is cheaper than hashing every insert. The text written is the one
 //! `canon::to_json_string` writes for the equivalent `Value`, octet for octet.
@@ -38,8 +38,8 @@ pub fn set<'d>(m: &mut Members<'d>, k: &'d str, v: Node<'d>) {
     }
 }
 
-/// Take member `k` out (what `Map::remove` does on an order-preserving map: the rest keep their
-/// order).
+/// Take member `k` out; the rest keep their order (`Map::shift_remove`, not serde_json's
+/// `Map::remove`, which swaps the last member into the hole).
 pub fn take<'d>(m: &mut Members<'d>, k: &str) -> Option<Node<'d>> {
     let i = m.iter().position(|(name, _)| *name == k)?;
     Some(m.remove(i).1)
