@@ -329,24 +329,17 @@ impl Documents {
     }
 }
 
-/// The search columns of a version: the patient's PINFL, the Composition's date, the
-/// organization's tax id. A new version takes them from its input and from composing
-/// (`Documents::compose`); only the start-up backfill parses stored text for them.
-pub(crate) fn index_fields(input: &Value, bundle: &Value) -> (Option<String>, Option<String>, Option<String>) {
-    let (pinfl, org) = input_fields(input);
-    let date = bundle
-        .get("entry")
-        .and_then(|e| e.get(0))
-        .and_then(|e| e.get("resource"))
-        .and_then(|c| c.get("date"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    (pinfl, date, org)
-}
-
-/// The patient's PINFL and the organization's tax id of a form input (search columns).
-fn input_fields(input: &Value) -> (Option<String>, Option<String>) {
+/// The search columns of a version from its input: the patient's PINFL and the organization's tax
+/// id. The Composition's date comes from composing (`compose::Output::date`); only the start-up
+/// backfill reads it from stored text ([`composition_date`]).
+pub(crate) fn input_fields(input: &Value) -> (Option<String>, Option<String>) {
     let pinfl = input.get("patient").and_then(|p| p.get("pinfl")).and_then(Value::as_str).map(str::to_string);
     let org = input.get("organization").and_then(|o| o.get("taxId")).and_then(Value::as_str).map(str::to_string);
     (pinfl, org)
+}
+
+/// `Composition.date` of a stored Bundle (its first entry).
+pub(crate) fn composition_date(bundle: &Value) -> Option<String> {
+    let comp = bundle.get("entry").and_then(|e| e.get(0)).and_then(|e| e.get("resource"));
+    comp.and_then(|c| c.get("date")).and_then(Value::as_str).map(str::to_string)
 }

@@ -64,8 +64,8 @@ impl WriteHook {
 pub fn index_columns(bundle: &str, input: &str) -> (String, Option<String>) {
     let b: Value = serde_json::from_str(bundle).unwrap_or(Value::Null);
     let i: Value = serde_json::from_str(input).unwrap_or(Value::Null);
-    let (_, date, org) = crate::documents::index_fields(&i, &b);
-    (search::composition_at(date.as_deref()), org)
+    let (_, org) = crate::documents::input_fields(&i);
+    (search::composition_at(crate::documents::composition_date(&b).as_deref()), org)
 }
 
 /// Called by the store inside the transaction that writes a document version or a signature (see

@@ -63,14 +63,7 @@ impl<'d> Node<'d> {
 
     /// Append the JSON text of this node.
     pub fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Node::Lit(v) => write_json(out, v),
-            Node::Val(v) => write_json(out, v),
-            Node::Text(s) => write_string(out, s),
-            Node::Str(s) => write_string(out, s),
-            Node::Obj(m) => write_members(out, m),
-            Node::Arr(a) => write_items(out, a),
-        }
+        self.view().write(out)
     }
 
     pub fn view(&self) -> View<'_, 'd> {
@@ -83,14 +76,6 @@ impl<'d> Node<'d> {
             Node::Arr(a) => View::Items(a),
         }
     }
-}
-
-fn write_members(out: &mut Vec<u8>, m: &[(&str, Node<'_>)]) {
-    write_object(out, m.iter().map(|(k, x)| (*k, x)), |o, x| x.write(o));
-}
-
-fn write_items(out: &mut Vec<u8>, a: &[Node<'_>]) {
-    write_array(out, a, |o, x| x.write(o));
 }
 
 /// A read-only look at a node, or at a value inside one: what the generated narratives and the
@@ -153,15 +138,20 @@ impl<'a, 'd> View<'a, 'd> {
         }
     }
 
-    /// The JSON text (`Value`'s `Display`).
+    /// Append the JSON text (`Value`'s `Display`, `canon::to_json_string`'s octets).
+    pub fn write(self, out: &mut Vec<u8>) {
+        match self {
+            View::Value(v) => write_json(out, v),
+            View::Members(m) => write_object(out, m.iter().map(|(k, x)| (*k, x)), |o, x| x.write(o)),
+            View::Items(a) => write_array(out, a, |o, x| x.write(o)),
+            View::Text(s) => write_string(out, s),
+        }
+    }
+
+    /// The JSON text.
     pub fn to_json(self) -> String {
         let mut out = Vec::new();
-        match self {
-            View::Value(v) => write_json(&mut out, v),
-            View::Members(m) => write_members(&mut out, m),
-            View::Items(a) => write_items(&mut out, a),
-            View::Text(s) => write_string(&mut out, s),
-        }
+        self.write(&mut out);
         String::from_utf8(out).expect("JSON text is UTF-8")
     }
 }
